@@ -1,0 +1,119 @@
+"""The ``.afm`` accessor on ``xarray.DataArray``.
+
+Stateless: every property is derived from the object's coords and attrs on each call,
+so it stays right after ``isel``, ``sel`` or arithmetic, and works on any DataArray that
+follows afmio's data model (see :mod:`afmio.model`).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _fmt_num(x: float) -> str:
+    return "unknown" if x is None or not math.isfinite(x) else f"{x:.6g}"
+
+
+@xr.register_dataarray_accessor("afm")
+class AfmAccessor:
+    """AFM helpers on a ``(time, y, x)`` DataArray opened by afmio."""
+
+    def __init__(self, obj: xr.DataArray) -> None:
+        self._obj = obj
+
+    @property
+    def pixel_size_nm(self) -> float:
+        """Pixel size along x in nm (``attrs["pixel_size_nm"]``)."""
+        return float(self._obj.attrs.get("pixel_size_nm", math.nan))
+
+    @property
+    def channel(self) -> str:
+        """Canonical channel name, e.g. ``"height_trace"``."""
+        return str(self._obj.attrs.get("channel", self._obj.name or ""))
+
+    @property
+    def n_frames(self) -> int:
+        """Number of frames along ``time``."""
+        return int(self._obj.sizes.get("time", 1))
+
+    @property
+    def frame_times(self) -> np.ndarray:
+        """Frame times in s since the first frame, as a numpy array."""
+        if "time" not in self._obj.coords:
+            return np.full(self.n_frames, np.nan)
+        return np.atleast_1d(np.asarray(self._obj["time"].values, dtype=np.float64))
+
+    @property
+    def frame_interval(self) -> float:
+        """Typical time between frame starts in s (the median step; NaN if unknown)."""
+        t = self.frame_times
+        if t.size >= 2:
+            return float(np.median(np.diff(t)))
+        if "frame_duration_s" in self._obj.coords and self._obj["frame_duration_s"].size:
+            return float(np.atleast_1d(self._obj["frame_duration_s"].values)[0])
+        return math.nan
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """The JSON-safe provenance dict: ``acquisition``, ``reader``, ``processing``."""
+        return self._obj.attrs.get("provenance", {})
+
+    def frame(self, i: int) -> np.ndarray:
+        """Frame ``i`` as a 2-D numpy array; reads only that frame from disk."""
+        return np.asarray(self._obj.isel(time=i).values)
+
+    def summary(self) -> str:
+        """A short human-readable description of the video."""
+        obj = self._obj
+        src = obj.attrs.get("source", {})
+        lines = []
+        name = src.get("path", obj.name or "video")
+        fmt = src.get("format", "?")
+        ver = src.get("format_version")
+        size = src.get("size_bytes")
+        head = f"{name}\n  format      {fmt.upper()}" + (f" v{ver}" if ver else "")
+        if size is not None:
+            head += f", {_fmt_bytes(size)} on disk"
+        lines.append(head)
+        dims = ", ".join(f"{d}: {n}" for d, n in obj.sizes.items())
+        chunks = ""
+        if obj.chunks:
+            per = obj.chunks[0][0] if obj.chunks[0] else 0
+            chunks = f", {len(obj.chunks[0])} dask chunks of <= {per} frames"
+        lines.append(f"  dims        {dims} ({obj.dtype}{chunks})")
+        units = obj.attrs.get("units", "")
+        native = obj.attrs.get("native_channel")
+        label = self.channel + (f" ({native})" if native and native != self.channel else "")
+        lines.append(f"  channel     {label} in {units}")
+        if src.get("channels"):
+            lines.append(f"  channels    {', '.join(src['channels'])}")
+        px_y = float(obj.attrs.get("pixel_size_y_nm", self.pixel_size_nm))
+        lines.append(
+            f"  pixel size  {_fmt_num(self.pixel_size_nm)} nm (x), {_fmt_num(px_y)} nm (y); "
+            f"scan {_fmt_num(self.pixel_size_nm * obj.sizes.get('x', 0))} x "
+            f"{_fmt_num(px_y * obj.sizes.get('y', 0))} nm"
+        )
+        dt = self.frame_interval
+        lines.append(
+            f"  time        {self.n_frames} frames, {_fmt_num(dt)} s apart, "
+            f"duration {_fmt_num(dt * self.n_frames)} s"
+        )
+        if "start_epoch_ms" in obj.coords and obj["start_epoch_ms"].size:
+            ms = float(np.atleast_1d(obj["start_epoch_ms"].values)[0])
+            if math.isfinite(ms):
+                start = datetime.fromtimestamp(ms / 1000, timezone.utc)
+                lines.append(f"  started     {start:%Y-%m-%d %H:%M:%S} UTC")
+        return "\n".join(lines)

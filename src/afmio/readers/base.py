@@ -1,0 +1,72 @@
+"""The small interface every format reader implements.
+
+A reader module exposes ``FORMAT`` (a :class:`FormatInfo`), ``sniff(head) -> bool``, which
+recognises the format from the first bytes of a file, and ``read(path) -> Recording``,
+which parses headers only and describes where the frames are. Everything after that
+(dask, coordinates, attributes) is built from the :class:`Recording` by ``afmio.model``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import AfmIOWarning
+from ..lazy import FrameSource
+
+#: Canonical (playNano-style) channel names and what they mean.
+CANONICAL_LONG_NAMES = {
+    "height_trace": "Height",
+    "error_trace": "Error signal",
+    "phase_trace": "Phase",
+}
+
+
+@dataclass(frozen=True)
+class FormatInfo:
+    """A supported format: short name, description and usual file extensions."""
+
+    name: str
+    description: str
+    extensions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    """One channel of a recording.
+
+    ``name`` is the canonical name (``height_trace``); ``native`` is the file's own
+    (``TP``); both are accepted by :func:`afmio.open`. ``warnings`` are raised when the
+    channel is opened, e.g. when its values cannot be scaled to physical units.
+    """
+
+    name: str
+    native: str
+    units: str
+    long_name: str
+    frames: FrameSource
+    warnings: tuple[AfmIOWarning, ...] = ()
+
+
+@dataclass
+class Recording:
+    """What a reader found in a file: its channels, geometry, times and header.
+
+    Per-frame arrays (``time_s`` and ``frame_coords``) have one entry per frame of the
+    longest channel; a shorter channel uses their leading part.
+    """
+
+    path: str
+    format: str
+    format_version: str
+    size_bytes: int
+    channels: tuple[ChannelInfo, ...]
+    pixel_size_x_nm: float
+    pixel_size_y_nm: float
+    time_s: np.ndarray
+    frame_coords: dict[str, np.ndarray]
+    acquisition: dict[str, Any]
+    reader_notes: dict[str, Any] = field(default_factory=dict)
+    warnings: list[AfmIOWarning] = field(default_factory=list)

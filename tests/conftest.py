@@ -1,0 +1,58 @@
+"""Shared fixtures: the real sample files, an ASD file factory, and a guard against
+tests that leave files open."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from afmio.synthetic import write_asd
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("AFMIO_TEST_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    """The folder of real instrument files (``AFMIO_TEST_DATA``, default ../shared/data)."""
+    if not DATA.is_dir():
+        pytest.skip(f"real sample files not found at {DATA}; set AFMIO_TEST_DATA to their folder")
+    return DATA
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_file_handles(tmp_path):
+    """Fail any test that leaves a data file open (afmio must close what it opens)."""
+    proc = psutil.Process()
+    before = {f.path for f in proc.open_files()}
+    yield
+    leaked = {
+        f.path
+        for f in proc.open_files()
+        if f.path not in before and (f.path.startswith(str(tmp_path)) or f.path.startswith(str(DATA)))
+    }
+    assert not leaked, f"files left open: {sorted(leaked)}"
+
+
+def random_levels(n: int, ny: int, nx: int, seed: int = 0) -> np.ndarray:
+    """Random 12-bit ADC levels."""
+    return np.random.default_rng(seed).integers(0, 4096, (n, ny, nx), dtype=np.int16)
+
+
+@pytest.fixture
+def make_asd(tmp_path):
+    """Write an ASD file from levels: ``make_asd(name, {"TP": levels}, **header)``."""
+
+    def make(name: str = "video.asd", channels=None, **kwargs) -> Path:
+        if channels is None:
+            channels = {"TP": random_levels(4, 6, 8)}
+        first = next(iter(channels.values()))
+        kwargs.setdefault("n_frames", len(first))
+        kwargs.setdefault("shape", first.shape[1:])
+        return write_asd(tmp_path / name, channels, **kwargs)
+
+    return make
