@@ -30,10 +30,9 @@ def _no_leaked_file_handles(tmp_path):
     proc = psutil.Process()
     before = {f.path for f in proc.open_files()}
     yield
+    watched = (str(tmp_path), str(DATA))
     leaked = {
-        f.path
-        for f in proc.open_files()
-        if f.path not in before and (f.path.startswith(str(tmp_path)) or f.path.startswith(str(DATA)))
+        f.path for f in proc.open_files() if f.path not in before and f.path.startswith(watched)
     }
     assert not leaked, f"files left open: {sorted(leaked)}"
 

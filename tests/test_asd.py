@@ -9,6 +9,7 @@ import pytest
 
 import afmio
 from afmio.errors import AfmIOWarning, TruncatedFileWarning
+
 from conftest import random_levels
 
 # Byte offsets of version-1/2 header fields (shared/formats.md 1.3).

@@ -24,7 +24,7 @@ def _float_dtype(dtype: Any) -> np.dtype:
     return dt
 
 
-def open(  # noqa: A001 - afmio.open mirrors xarray.open_dataset / nd2.imread naming
+def open(
     path: PathLike,
     channel: str | None = None,
     *,
@@ -74,7 +74,9 @@ def channels(path: PathLike) -> list[str]:
     return [c.name for c in readers.read(path).channels]
 
 
-def load_afm_stack(path: PathLike, channel: str | None = "height_trace", **kwargs: Any) -> xr.DataArray:
+def load_afm_stack(
+    path: PathLike, channel: str | None = "height_trace", **kwargs: Any
+) -> xr.DataArray:
     """Alias of :func:`open` under playNano's name and default channel."""
     return open(path, channel, **kwargs)
 

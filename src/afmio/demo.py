@@ -44,7 +44,8 @@ def run(out_dir: Path, report: Callable[[str], None]) -> Path:
     path = out_dir / "example.asd"
     t0 = time.perf_counter()
     make_example(path)
-    report(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB) in {time.perf_counter() - t0:.2f} s")
+    size_mib = path.stat().st_size / 2**20
+    report(f"wrote {path} ({size_mib:.1f} MiB) in {time.perf_counter() - t0:.2f} s")
     t0 = time.perf_counter()
     video = open(path)
     opened = time.perf_counter() - t0

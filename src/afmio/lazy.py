@@ -156,7 +156,9 @@ class LazyFrames:
         if isinstance(t, slice):
             start, stop, step = t.indices(n)
             if step == 1:
-                return self.source.read(start, max(start, stop), self.dtype)[(slice(None), *key[1:])]
+                return self.source.read(start, max(start, stop), self.dtype)[
+                    (slice(None), *key[1:])
+                ]
             t = np.arange(start, stop, step)
         idx = np.asarray(t)
         if idx.dtype == bool:

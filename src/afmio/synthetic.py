@@ -152,14 +152,16 @@ def diffusing_particles(
     for t in range(n_frames):
         pos = np.clip(pos + rng.normal(0.0, 0.6, pos.shape), 0, scan_nm)
         bumps = np.zeros((size, size))
-        for (py, px), h, r in zip(pos, height, radius):
+        for (py, px), h, r in zip(pos, height, radius, strict=True):
             bumps += h * np.exp(-((yy - py) ** 2 + (xx - px) ** 2) / (2 * r**2))
         z = tilt + bumps + 0.3 * np.sin(t / 25.0) + rng.normal(0.0, 0.15, (size, size))
         phase = -0.4 * bumps + rng.normal(0.0, 0.05, (size, size))
         yield z, phase
 
 
-def bipolar_levels(values: np.ndarray, factor: float, volts: float = 5.0, bits: int = 12) -> np.ndarray:
+def bipolar_levels(
+    values: np.ndarray, factor: float, volts: float = 5.0, bits: int = 12
+) -> np.ndarray:
     """Invert the ASD bipolar scaling ``(volts - 2*volts*L/2**bits) * factor`` to levels."""
     levels = (volts - np.asarray(values) / factor) * (2**bits) / (2 * volts)
     return np.clip(np.rint(levels), 0, 2**bits - 1).astype("<i2")

@@ -130,7 +130,7 @@ _V1, _V1_NAMES = _struct(_V1_FIELDS)
 _V0, _V0_NAMES = _struct(_V0_FIELDS)
 _V0B, _V0B_NAMES = _struct(_V0_AFTER_NAME)
 _V2_TRAILER = struct.Struct("<i")
-assert _V1.size == 165 and _V0.size == 105 and _V0B.size == 12
+assert (_V1.size, _V0.size, _V0B.size) == (165, 105, 12)
 
 # Channel code -> (native name, canonical name, unit).
 _KINDS = {
@@ -169,9 +169,9 @@ def sniff(head: bytes) -> bool:
         return False
     (version,) = struct.unpack_from("<i", head)
     if version in (1, 2) and len(head) >= _V1.size:
-        h = dict(zip(_V1_NAMES, _V1.unpack_from(head)))
+        h = dict(zip(_V1_NAMES, _V1.unpack_from(head), strict=True))
     elif version == 0 and len(head) >= _V0.size:
-        h = dict(zip(_V0_NAMES, _V0.unpack_from(head)))
+        h = dict(zip(_V0_NAMES, _V0.unpack_from(head), strict=True))
     else:
         return False
     return (
@@ -206,7 +206,7 @@ class _HeaderBytes:
 
     def unpack(self, s: struct.Struct, names: list[str], at: int, what: str) -> dict[str, Any]:
         buf = self.need(at + s.size, what)
-        return dict(zip(names, s.unpack_from(buf, at)))
+        return dict(zip(names, s.unpack_from(buf, at), strict=True))
 
     def text(self, at: int, length: int, encoding: str, what: str) -> str:
         if length < 0:
@@ -257,9 +257,17 @@ def _parse_header(path: Path, size: int) -> tuple[dict[str, Any], int]:
         raise UnsupportedFormatError(
             path, f"unknown ASD file version {version} (afmio reads versions 0, 1 and 2)"
         )
-    for key in ("frame_time_ms", "sensor_sensitivity", "phase_sensitivity", "x_max_range_nm",
-                "y_max_range_nm", "x_piezo_extension", "y_piezo_extension",
-                "z_piezo_extension", "z_piezo_gain"):
+    for key in (
+        "frame_time_ms",
+        "sensor_sensitivity",
+        "phase_sensitivity",
+        "x_max_range_nm",
+        "y_max_range_nm",
+        "x_piezo_extension",
+        "y_piezo_extension",
+        "z_piezo_extension",
+        "z_piezo_gain",
+    ):
         if key in h:
             h[key] = _f32(h[key])
     return h, data_start
@@ -286,7 +294,8 @@ def _check_geometry(path: Path, h: dict[str, Any], data_start: int, size: int) -
         )
     if data_start > size:
         raise CorruptFileError(
-            path, f"header says frame data starts at byte {data_start}, past the end of "
+            path,
+            f"header says frame data starts at byte {data_start}, past the end of "
             f"the {size}-byte file",
         )
 
@@ -305,7 +314,7 @@ def _count_frames(
         if c is not None and c >= 0 and available == n_channels * c * stride:
             return [c] * n_channels, c, [], "header count matches the file size"
     declared = h["frames_current"]
-    if 0 <= declared and n_channels * declared * stride < available:
+    if declared >= 0 and n_channels * declared * stride < available:
         extra = available - n_channels * declared * stride
         msg = (
             f"{path}: {extra} bytes after the last of the {declared} declared frames per "
@@ -319,7 +328,8 @@ def _count_frames(
     per = [max(0, min(block, fit - c * block)) for c in range(n_channels)]
     if sum(per) == 0:
         raise CorruptFileError(
-            path, f"truncated frame data: header declares {declared} frames of {stride} "
+            path,
+            f"truncated frame data: header declares {declared} frames of {stride} "
             f"bytes but only {available} bytes follow the header, not one whole frame",
         )
     msg = (
@@ -366,8 +376,15 @@ def _scaling(
 
 def _epoch_ms(h: dict[str, Any]) -> float | None:
     try:
-        dt = datetime(h["year"], h["month"], h["day"], h["hour"], h["minute"], h["second"],
-                      tzinfo=timezone.utc)
+        dt = datetime(
+            h["year"],
+            h["month"],
+            h["day"],
+            h["hour"],
+            h["minute"],
+            h["second"],
+            tzinfo=timezone.utc,
+        )
     except (ValueError, OverflowError):
         return None
     return dt.timestamp() * 1000.0
@@ -392,7 +409,8 @@ def read(path: str | os.PathLike[str]) -> Recording:
     available = size - data_start
     if h["frames_current"] > 0 and available < stride:
         raise CorruptFileError(
-            path, f"truncated frame data: one frame needs {stride} bytes "
+            path,
+            f"truncated frame data: one frame needs {stride} bytes "
             f"({nx}x{ny} int16 + {fh}-byte frame header) but only {available} bytes "
             f"follow the {data_start}-byte header",
         )
@@ -400,18 +418,27 @@ def read(path: str | os.PathLike[str]) -> Recording:
 
     channels = []
     scaling_notes: dict[str, Any] = {}
-    for c, (kind, n) in enumerate(zip(kinds, per)):
+    for c, (kind, n) in enumerate(zip(kinds, per, strict=True)):
         native, canonical, _ = _KINDS[kind]
         gain, bias, unit, warning = _scaling(path, h, kind)
         source = StridedFrames(
-            path=str(path), offset=data_start + c * block * stride, stride=stride,
-            skip=fh, n_frames=n, ny=ny, nx=nx, raw_dtype="<i2", gain=gain, bias=bias,
+            path=str(path),
+            offset=data_start + c * block * stride,
+            stride=stride,
+            skip=fh,
+            n_frames=n,
+            ny=ny,
+            nx=nx,
+            raw_dtype="<i2",
+            gain=gain,
+            bias=bias,
         )
         long_name = CANONICAL_LONG_NAMES[canonical]
         if unit == "levels":
             long_name += " (raw ADC levels, unscaled)"
-        channels.append(ChannelInfo(canonical, native, unit, long_name, source,
-                                    (warning,) if warning else ()))
+        channels.append(
+            ChannelInfo(canonical, native, unit, long_name, source, (warning,) if warning else ())
+        )
         scaling_notes[native] = {"value_per_level": gain, "offset": bias, "unit": unit}
 
     n_max = max(per)
@@ -435,10 +462,12 @@ def read(path: str | os.PathLike[str]) -> Recording:
     px_x = h["x_range_nm"] / nx if h["x_range_nm"] > 0 else math.nan
     px_y = h["y_range_nm"] / ny if h["y_range_nm"] > 0 else math.nan
     if not (px_x == px_x and px_y == px_y):
-        warns.append(AfmIOWarning(
-            f"{path}: header scan range is {h['x_range_nm']} x {h['y_range_nm']} nm; "
-            f"pixel size unknown (NaN)"
-        ))
+        warns.append(
+            AfmIOWarning(
+                f"{path}: header scan range is {h['x_range_nm']} x {h['y_range_nm']} nm; "
+                f"pixel size unknown (NaN)"
+            )
+        )
 
     acquisition = dict(h)
     acquisition["ad_range_code_hex"] = f"{h['ad_range_code']:#x}"
@@ -452,7 +481,7 @@ def read(path: str | os.PathLike[str]) -> Recording:
         "data_offset": data_start,
         "frame_stride_bytes": stride,
         "frame_count_rule": rule,
-        "frames_read": {_KINDS[k][0]: n for k, n in zip(kinds, per)},
+        "frames_read": {_KINDS[k][0]: n for k, n in zip(kinds, per, strict=True)},
         "scaling": scaling_notes,
         "date_convention": "header date taken as naive UTC at the end of the recording",
     }
