@@ -62,6 +62,8 @@ class StridedFrames:
         NumPy dtype string of the stored samples, e.g. ``"<i2"``.
     gain, bias : float or None
         Affine map from raw level to physical value.
+    flip_y : bool
+        Reverse the row order (formats that store the bottom line first).
     """
 
     path: str
@@ -74,6 +76,7 @@ class StridedFrames:
     raw_dtype: str
     gain: float | None
     bias: float = 0.0
+    flip_y: bool = False
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -98,14 +101,67 @@ class StridedFrames:
         # The last record needs only its pixels, not what follows them.
         need = (count - 1) * self.stride + self.skip + frame_bytes
         _read_exact(self.path, self.offset + start * self.stride, memoryview(buf)[:need])
-        pixels = buf.view(record)["pixels"]
-        if self.gain is None:
-            out[...] = pixels
-        else:
-            np.multiply(pixels, out.dtype.type(self.gain), out=out, casting="unsafe")
-            if self.bias:
-                out += out.dtype.type(self.bias)
+        _scale_into(out, buf.view(record)["pixels"], self.gain, self.bias, self.flip_y)
         return out
+
+
+@dataclass(frozen=True)
+class FileFrames:
+    """One frame per file (folders of JPK or Nanoscope files), each with its own scaling.
+
+    Parameters
+    ----------
+    path : str
+        The folder (or single file) the video was opened from; names the video in errors.
+    files : tuple of str
+        Frame files, in time order.
+    offsets : tuple of int
+        Byte offset of the pixels in each file.
+    gains, biases : tuple of float
+        Per-frame affine map from raw level to physical value (``None`` gain: raw levels).
+    ny, nx : int
+        Rows and columns of every frame.
+    raw_dtype : str
+        NumPy dtype string of the stored samples, e.g. ``">i4"``.
+    flip_y : bool
+        Reverse the row order.
+    """
+
+    path: str
+    files: tuple[str, ...]
+    offsets: tuple[int, ...]
+    gains: tuple[float | None, ...]
+    biases: tuple[float, ...]
+    ny: int
+    nx: int
+    raw_dtype: str
+    flip_y: bool = False
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (len(self.files), self.ny, self.nx)
+
+    def read(self, start: int, stop: int, dtype: np.dtype) -> np.ndarray:
+        out = np.empty((max(0, stop - start), self.ny, self.nx), dtype=dtype)
+        raw = np.empty((self.ny, self.nx), dtype=self.raw_dtype)
+        for k, i in enumerate(range(start, stop)):
+            _read_exact(self.files[i], self.offsets[i], memoryview(raw).cast("B"))
+            _scale_into(out[k], raw, self.gains[i], self.biases[i], self.flip_y)
+        return out
+
+
+def _scale_into(
+    out: np.ndarray, raw: np.ndarray, gain: float | None, bias: float, flip_y: bool
+) -> None:
+    """``out[...] = raw * gain + bias`` in ``out``'s dtype, rows reversed if ``flip_y``."""
+    if flip_y:
+        raw = raw[..., ::-1, :]
+    if gain is None:
+        out[...] = raw
+        return
+    np.multiply(raw, out.dtype.type(gain), out=out, casting="unsafe")
+    if bias:
+        out += out.dtype.type(bias)
 
 
 def _read_exact(path: str, offset: int, target: memoryview) -> None:

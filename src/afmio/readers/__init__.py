@@ -7,12 +7,12 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import AfmFileNotFoundError, AfmOSError, CorruptFileError, UnsupportedFormatError
-from . import asd
+from . import asd, h5jpk, jpk, nanoscope
 from .base import ChannelInfo, FormatInfo, Recording
 
 __all__ = ["ChannelInfo", "FormatInfo", "Recording", "detect", "formats", "read"]
 
-READERS: tuple[ModuleType, ...] = (asd,)
+READERS: tuple[ModuleType, ...] = (asd, jpk, h5jpk, nanoscope)
 
 #: Bytes read from the start of a file to recognise its format.
 HEAD_BYTES = 4096
@@ -46,9 +46,7 @@ def detect(path: str | os.PathLike[str]) -> ModuleType:
     if not p.exists():
         raise AfmFileNotFoundError(p, "no such file or folder")
     if p.is_dir():
-        raise UnsupportedFormatError(
-            p, f"is a folder; afmio reads single files of these formats: {_supported()}"
-        )
+        return _detect_folder(p)
     try:
         with open(p, "rb") as f:
             head = f.read(HEAD_BYTES)
@@ -57,7 +55,7 @@ def detect(path: str | os.PathLike[str]) -> ModuleType:
     if not head:
         raise CorruptFileError(p, "file is empty (0 bytes)")
     for reader in READERS:
-        if reader.sniff(head):
+        if reader.sniff(p, head):
             return reader
     for magic, what in _FOREIGN_SIGNATURES:
         if head.startswith(magic):
@@ -71,6 +69,28 @@ def detect(path: str | os.PathLike[str]) -> ModuleType:
         if suffix in reader.FORMAT.extensions:
             return reader
     raise UnsupportedFormatError(p, f"is not a supported file (supported: {_supported()})")
+
+
+def _detect_folder(folder: Path) -> ModuleType:
+    """The reader whose frame files are most common in ``folder`` (one frame per file)."""
+    try:
+        names = [e for e in folder.iterdir() if e.is_file()]
+    except OSError as exc:
+        raise AfmOSError(folder, f"cannot list the folder: {exc.strerror or exc}") from exc
+    counts = {
+        reader: sum(1 for e in names if reader.folder_member(e))
+        for reader in READERS
+        if hasattr(reader, "folder_member")
+    }
+    best = max(counts, key=counts.get, default=None)
+    if best is None or counts[best] == 0:
+        folder_formats = ", ".join(r.FORMAT.name for r in counts) or "none yet"
+        raise UnsupportedFormatError(
+            folder,
+            f"is a folder with no frame files afmio reads (folder videos: {folder_formats}; "
+            f"single files: {_supported()})",
+        )
+    return best
 
 
 def read(path: str | os.PathLike[str]) -> Recording:

@@ -159,7 +159,7 @@ _SCAN_DIRECTIONS = {1: "x-forward", 2: "x-backward", 4: "y-forward", 8: "y-backw
 _CODE_PAGES = {932: "cp932", 1200: "utf-16-le", 20932: "euc_jp", 65001: "utf-8", 20127: "ascii"}
 
 
-def sniff(head: bytes) -> bool:
+def sniff(path: Path, head: bytes) -> bool:
     """True if ``head`` starts like an ASD file: a known version and a plausible header.
 
     ASD has no magic number, so the version alone would match any file starting with

@@ -1,9 +1,19 @@
 """The small interface every format reader implements.
 
-A reader module exposes ``FORMAT`` (a :class:`FormatInfo`), ``sniff(head) -> bool``, which
-recognises the format from the first bytes of a file, and ``read(path) -> Recording``,
-which parses headers only and describes where the frames are. Everything after that
-(dask, coordinates, attributes) is built from the :class:`Recording` by ``afmio.model``.
+A reader module exposes:
+
+- ``FORMAT``, a :class:`FormatInfo`;
+- ``sniff(path, head) -> bool``, which recognises the format from ``head``, the first
+  4096 bytes of the file (``path`` is there for containers such as HDF5 that need a look
+  inside; sniffing must be cheap and must never raise);
+- ``read(path) -> Recording``, which parses headers only and describes where the frames
+  are, raising :class:`~afmio.errors.AfmIOError` subclasses for bad content;
+- optionally ``folder_member(path) -> bool`` for formats whose videos are folders of
+  one-frame files: the registry then hands a folder to ``read`` when most of its files
+  are members.
+
+Everything after that (dask, coordinates, attributes) is built from the
+:class:`Recording` by ``afmio.model``.
 """
 
 from __future__ import annotations

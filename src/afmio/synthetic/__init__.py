@@ -1,0 +1,11 @@
+"""Synthetic AFM videos and small writers of instrument formats.
+
+Used by ``afmio demo``, the test suite and the benchmarks to make files of every format
+afmio reads, with known content, at any size (frames are streamed, never held whole).
+One module per format (``afmio.synthetic.asd`` ...); scenes live in ``scenes``.
+"""
+
+from .asd import bipolar_levels, write_asd
+from .scenes import diffusing_particles
+
+__all__ = ["bipolar_levels", "diffusing_particles", "write_asd"]
