@@ -91,8 +91,9 @@ class AfmAccessor:
         dims = ", ".join(f"{d}: {n}" for d, n in obj.sizes.items())
         chunks = ""
         if obj.chunks:
-            per = obj.chunks[0][0] if obj.chunks[0] else 0
-            chunks = f", {len(obj.chunks[0])} dask chunks of <= {per} frames"
+            n_chunks = len(obj.chunks[0])
+            per = max(obj.chunks[0], default=0)
+            chunks = f", {n_chunks} dask chunk{'s' if n_chunks != 1 else ''} of <= {per} frames"
         lines.append(f"  dims        {dims} ({obj.dtype}{chunks})")
         units = obj.attrs.get("units", "")
         native = obj.attrs.get("native_channel")

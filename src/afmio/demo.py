@@ -56,8 +56,7 @@ def run(out_dir: Path, report: Callable[[str], None]) -> Path:
         t0 = time.perf_counter()
         frame = video.afm.frame(i)
         report(
-            f"frame {i} read on demand in {(time.perf_counter() - t0) * 1000:.1f} ms"
-            f"{' (includes dask start-up)' if i == 0 else ''}: "
+            f"frame {i} read on demand in {(time.perf_counter() - t0) * 1000:.1f} ms: "
             f"heights {frame.min():.2f} to {frame.max():.2f} nm"
         )
     return path

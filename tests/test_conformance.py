@@ -1,0 +1,98 @@
+"""Checks every reader must pass, on every sample of every format.
+
+One parametrized set instead of per-format copies: the object follows the data model,
+opening is lazy, graphs pickle, no handle stays open, frame(i) agrees with the array.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+import afmio
+
+from conftest import DATA, random_levels
+
+REAL_FILES = [
+    "playnano_asd_sample_0.asd",
+    "pnanolocz_202110200146.asd",
+]
+
+
+def _asd(tmp_path):
+    from afmio.synthetic import write_asd
+
+    levels = random_levels(5, 6, 9)
+    return write_asd(
+        tmp_path / "conf.asd", {"TP": levels, "ER": levels[::-1]}, n_frames=5, shape=(6, 9)
+    )
+
+
+MAKERS = {"asd": _asd}
+
+
+@pytest.fixture(params=[*MAKERS, *REAL_FILES])
+def sample(request, tmp_path):
+    if request.param in MAKERS:
+        return MAKERS[request.param](tmp_path)
+    path = DATA / request.param
+    if not path.exists():
+        pytest.skip(f"real sample {path} not found; set AFMIO_TEST_DATA")
+    return path
+
+
+def test_follows_the_data_model(sample):
+    video = afmio.open(sample)
+    assert video.dims == ("time", "y", "x")
+    assert video.chunks is not None
+    assert video.name == video.attrs["channel"] == video.afm.channel
+    assert video.attrs["channel"] in afmio.channels(sample)
+    for name in ("units", "long_name", "native_channel"):
+        assert isinstance(video.attrs[name], str)
+        assert video.attrs[name]
+    for name in ("pixel_size_nm", "pixel_size_y_nm"):
+        assert video.attrs[name] > 0
+    assert video["time"].dtype == np.float64
+    assert video["time"].attrs["units"] == "s"
+    assert video["x"].attrs["units"] == video["y"].attrs["units"] == "nm"
+    np.testing.assert_allclose(np.diff(video["x"]), video.attrs["pixel_size_nm"])
+    for name in (
+        "frame_index",
+        "start_epoch_ms",
+        "frame_duration_s",
+        "line_rate",
+        "scan_direction",
+    ):
+        assert video[name].dims == ("time",)
+    for name in ("source", "provenance"):
+        value = video.attrs[name]
+        assert json.loads(json.dumps(value, allow_nan=False)) == value
+    assert video.attrs["source"]["size_bytes"] > 0
+    assert set(video.attrs["provenance"]) >= {"acquisition", "processing"}
+
+
+def test_every_channel_opens_and_the_dataset_agrees(sample):
+    ds = afmio.open_dataset(sample)
+    assert list(ds.data_vars) == afmio.channels(sample)
+    for name in afmio.channels(sample):
+        video = afmio.open(sample, name.upper())
+        n = ds.sizes["time"]
+        np.testing.assert_array_equal(video[:n].values, ds[name].values)
+
+
+def test_frames_read_on_demand_agree_with_the_whole(sample):
+    video = afmio.open(sample, chunks=2)
+    whole = video.values
+    assert np.isfinite(whole).all()
+    for i in {0, video.afm.n_frames // 2, video.afm.n_frames - 1}:
+        np.testing.assert_array_equal(video.afm.frame(i), whole[i])
+
+
+def test_graph_pickles(sample):
+    video = afmio.open(sample)
+    clone = pickle.loads(pickle.dumps(video))
+    np.testing.assert_array_equal(clone.values, video.values)
+    assert clone.attrs == video.attrs
