@@ -19,6 +19,8 @@ from conftest import DATA, random_levels
 REAL_FILES = [
     "playnano_asd_sample_0.asd",
     "pnanolocz_202110200146.asd",
+    "jmarini_nanoscope_full_multiple_images.000",
+    "nims_scilab4spm_data1.007",
 ]
 
 
@@ -31,7 +33,33 @@ def _asd(tmp_path):
     )
 
 
-MAKERS = {"asd": _asd}
+def _nanoscope_images(i: int) -> list:
+    from afmio.synthetic import NanoscopeImage
+
+    levels = random_levels(1, 6, 9, seed=i)[0]
+    return [
+        NanoscopeImage("Height", levels, 6.5536),
+        NanoscopeImage("Amplitude", levels[::-1], 1.0, "Sens. Amplitude"),
+    ]
+
+
+def _nanoscope(tmp_path):
+    from afmio.synthetic import write_nanoscope
+
+    return write_nanoscope(tmp_path / "conf.spm", _nanoscope_images(0))
+
+
+def _nanoscope_folder(tmp_path):
+    from afmio.synthetic import write_nanoscope
+
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for i in range(4):
+        write_nanoscope(folder / f"conf.{i:03d}", _nanoscope_images(i), relative_frame_time=5.0 * i)
+    return folder
+
+
+MAKERS = {"asd": _asd, "nanoscope": _nanoscope, "nanoscope-folder": _nanoscope_folder}
 
 
 @pytest.fixture(params=[*MAKERS, *REAL_FILES])

@@ -277,13 +277,15 @@ def to_dask(
     """Wrap ``source`` as a dask array; nothing is read until it is computed."""
     dtype = np.dtype(dtype)
     spec = frame_chunks(chunks, source.shape, dtype.itemsize)
-    try:
-        st = os.stat(source.path)
-        stamp = (st.st_mtime_ns, st.st_size)
-    except OSError:
-        stamp = None
-    # Named from path, file state and layout, so reopening an unchanged file yields the
+    # Named from paths, file states and layout, so reopening unchanged files yields the
     # same graph keys (and reuses cached results), while a rewritten file does not.
+    stamp = []
+    for path in getattr(source, "files", (source.path,)):
+        try:
+            st = os.stat(path)
+            stamp.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            stamp.append(None)
     name = "afmio-" + tokenize(source, stamp, dtype.str, spec)
     return da.from_array(
         LazyFrames(source, dtype),

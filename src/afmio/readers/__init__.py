@@ -66,7 +66,8 @@ def detect(path: str | os.PathLike[str]) -> ModuleType:
     for reader in READERS:
         # The content did not match, but the name claims this format: let the reader
         # parse it so that its error says precisely what is wrong.
-        if suffix in reader.FORMAT.extensions:
+        named = suffix in reader.FORMAT.extensions
+        if named or (hasattr(reader, "folder_member") and reader.folder_member(p)):
             return reader
     raise UnsupportedFormatError(p, f"is not a supported file (supported: {_supported()})")
 

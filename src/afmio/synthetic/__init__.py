@@ -6,6 +6,13 @@ One module per format (``afmio.synthetic.asd`` ...); scenes live in ``scenes``.
 """
 
 from .asd import bipolar_levels, write_asd
+from .nanoscope import NanoscopeImage, write_nanoscope
 from .scenes import diffusing_particles
 
-__all__ = ["bipolar_levels", "diffusing_particles", "write_asd"]
+__all__ = [
+    "NanoscopeImage",
+    "bipolar_levels",
+    "diffusing_particles",
+    "write_asd",
+    "write_nanoscope",
+]
