@@ -34,6 +34,7 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_asd.py
+	$(BIN)/python benchmarks/bench_h5jpk.py
 
 clean:
 	rm -rf $(VENV) afmio-demo .pytest_cache .ruff_cache

@@ -21,6 +21,7 @@ REAL_FILES = [
     "pnanolocz_202110200146.asd",
     "jmarini_nanoscope_full_multiple_images.000",
     "nims_scilab4spm_data1.007",
+    "afmreader_sample_0.h5-jpk",
 ]
 
 
@@ -59,7 +60,24 @@ def _nanoscope_folder(tmp_path):
     return folder
 
 
-MAKERS = {"asd": _asd, "nanoscope": _nanoscope, "nanoscope-folder": _nanoscope_folder}
+def _h5jpk(tmp_path):
+    from afmio.synthetic import write_h5jpk
+
+    levels = random_levels(5, 6, 9).astype(np.int32)
+    return write_h5jpk(
+        tmp_path / "conf.h5-jpk",
+        {"height_trace": levels, "error_trace": levels[::-1]},
+        n_frames=5,
+        shape=(6, 9),
+    )
+
+
+MAKERS = {
+    "h5-jpk": _h5jpk,
+    "asd": _asd,
+    "nanoscope": _nanoscope,
+    "nanoscope-folder": _nanoscope_folder,
+}
 
 
 @pytest.fixture(params=[*MAKERS, *REAL_FILES])

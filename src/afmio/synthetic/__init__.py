@@ -6,6 +6,7 @@ One module per format (``afmio.synthetic.asd`` ...); scenes live in ``scenes``.
 """
 
 from .asd import bipolar_levels, write_asd
+from .h5jpk import write_h5jpk
 from .nanoscope import NanoscopeImage, write_nanoscope
 from .scenes import diffusing_particles
 
@@ -14,5 +15,6 @@ __all__ = [
     "bipolar_levels",
     "diffusing_particles",
     "write_asd",
+    "write_h5jpk",
     "write_nanoscope",
 ]
