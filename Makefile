@@ -35,6 +35,7 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_asd.py
 	$(BIN)/python benchmarks/bench_h5jpk.py
+	$(BIN)/python benchmarks/bench_jpk.py
 
 clean:
 	rm -rf $(VENV) afmio-demo .pytest_cache .ruff_cache

@@ -22,6 +22,8 @@ REAL_FILES = [
     "jmarini_nanoscope_full_multiple_images.000",
     "nims_scilab4spm_data1.007",
     "afmreader_sample_0.h5-jpk",
+    "afmreader_sample_0.jpk",
+    "pnanolocz_streptavidin_jpk_folder",
 ]
 
 
@@ -72,7 +74,30 @@ def _h5jpk(tmp_path):
     )
 
 
+def _jpk_channels(i: int) -> list:
+    from afmio.synthetic import JpkChannel
+
+    levels = random_levels(1, 6, 9, seed=i)[0].astype(np.int32)
+    return [
+        JpkChannel("height", False, levels, multiplier=1e-10),
+        JpkChannel("error", False, levels[::-1], multiplier=1e-3, unit="V"),
+    ]
+
+
+def _jpk_folder(tmp_path):
+    from afmio.synthetic import write_jpk
+
+    folder = tmp_path / "jpk"
+    folder.mkdir()
+    for i in range(4):
+        write_jpk(
+            folder / f"frame-{i}.jpk", _jpk_channels(i), start_ms=1_715_941_800_000 + 2500 * i
+        )
+    return folder
+
+
 MAKERS = {
+    "jpk-folder": _jpk_folder,
     "h5-jpk": _h5jpk,
     "asd": _asd,
     "nanoscope": _nanoscope,
