@@ -6,8 +6,8 @@ RSS is its own:
 
 - afmio: open time (metadata only), then time, throughput and peak RSS of a full pass
   computing the mean height of every frame with dask;
-- playNano 0.5.0 (``--playnano-python``, by default the interpreter of /tmp/pnvenv): the
-  same load and mean on the same file.
+- playNano 0.5.0 (the ``bench`` extra, or the interpreter given with ``--playnano-python``):
+  the same load and mean on the same file.
 
 Run: ``python benchmarks/bench_h5jpk.py [--frames 2000] [--keep]``.
 """
@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 FRAME = 256  # pixels per side
-PLAYNANO_PYTHON = "/tmp/pnvenv/bin/python"
 
 
 def write_video(path: Path, n_frames: int) -> None:
@@ -119,7 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=2000, help="frames in the video")
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
-    parser.add_argument("--playnano-python", default=PLAYNANO_PYTHON, help="python with playNano")
+    parser.add_argument("--playnano-python", default=sys.executable, help="python with playNano")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

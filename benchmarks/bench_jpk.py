@@ -6,13 +6,15 @@ then, each in a fresh process so that peak RSS is its own:
 
 - afmio: ``afmio.open(folder)`` (headers only), then the full pass
   ``video.mean(("y", "x")).values`` over every frame of ``height_trace``;
-- playNano 0.5.0 (``/tmp/pnvenv/bin/python``): ``load_afm_stack(folder, "height_trace")``,
+- playNano 0.5.0 (the ``bench`` extra, or the interpreter given with ``--playnano-python``):
+  ``load_afm_stack(folder, "height_trace")``,
   which loads eagerly, then ``data.mean(axis=(1, 2))``.
 
 Throughput is in MB/s of ``height_trace`` pixel bytes read from the files. The files were
 just written, so they are read from the page cache.
 
-Usage: ``.venv/bin/python benchmarks/bench_jpk.py [--frames N] [--size PX] [--keep]``
+Usage: ``python benchmarks/bench_jpk.py [--frames N] [--size PX] [--keep]
+[--playnano-python PY]``
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ import numpy as np
 from afmio.synthetic.jpk import JpkChannel, write_jpk
 from afmio.synthetic.scenes import diffusing_particles
 
-PLAYNANO_PYTHON = Path("/tmp/pnvenv/bin/python")
 T0_MS = 1_676_549_326_436  # start of the first frame, as in the real NanoRacer sample
 PERIOD_MS = 2590  # start-to-start, as in the real sample
 SCAN_NM = 85.0
@@ -129,6 +130,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=2000, help="frames (files) to write")
     parser.add_argument("--size", type=int, default=256, help="pixels per side")
     parser.add_argument("--keep", action="store_true", help="keep the generated folder")
+    parser.add_argument("--playnano-python", default=sys.executable, help="python with playNano")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="afmio-bench-jpk-")) / "run"
@@ -152,11 +154,11 @@ def main() -> None:
         print(f"  peak RSS:   {a['peak_rss'] / mib:.0f} MiB")
 
         print("\nplayNano 0.5.0 (load_afm_stack, eager)")
-        if not PLAYNANO_PYTHON.exists():
-            print(f"  not run: {PLAYNANO_PYTHON} not found (a venv with playNano==0.5.0)")
+        if not Path(args.playnano_python).exists():
+            print(f"  not run: {args.playnano_python} not found (a python with playNano==0.5.0)")
             return
         try:
-            p = run(PLAYNANO_PYTHON, PLAYNANO_RUN, folder)
+            p = run(Path(args.playnano_python), PLAYNANO_RUN, folder)
         except RuntimeError as exc:
             print(f"  failed to load the folder: {exc}")
             return
