@@ -108,10 +108,13 @@ class AfmAccessor:
             f"{_fmt_num(px_y * obj.sizes.get('y', 0))} nm"
         )
         dt = self.frame_interval
-        lines.append(
-            f"  time        {self.n_frames} frames, {_fmt_num(dt)} s apart, "
-            f"duration {_fmt_num(dt * self.n_frames)} s"
-        )
+        if self.n_frames == 1:
+            lines.append(f"  time        1 frame, {_fmt_num(dt)} s long")
+        else:
+            lines.append(
+                f"  time        {self.n_frames} frames, {_fmt_num(dt)} s apart, "
+                f"duration {_fmt_num(dt * self.n_frames)} s"
+            )
         if "start_epoch_ms" in obj.coords and obj["start_epoch_ms"].size:
             ms = float(np.atleast_1d(obj["start_epoch_ms"].values)[0])
             if math.isfinite(ms):
