@@ -15,14 +15,12 @@ Run: ``python benchmarks/bench_h5jpk.py [--frames 2000] [--keep]``.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from common import agreement, drop_caches, measure
 
 FRAME = 256  # pixels per side
 
@@ -38,66 +36,6 @@ def write_video(path: Path, n_frames: int) -> None:
         for z, _ in diffusing_particles(n_frames, FRAME, scan_nm=150.0)
     )
     write_h5jpk(path, {"height_trace": frames}, n_frames=n_frames, shape=(FRAME, FRAME))
-
-
-def child_afmio(path: str) -> dict:
-    """Runs in a fresh process: open, then the mean of every frame."""
-    import resource
-
-    import afmio
-
-    # The first open and compute pay for imports and dask's start-up, not for the file.
-    afmio.open(path)[:1].mean().values  # noqa: B018
-    opens = 20
-    t0 = time.perf_counter()
-    for _ in range(opens):
-        video = afmio.open(path)
-    open_s = (time.perf_counter() - t0) / opens
-    t0 = time.perf_counter()
-    means = video.mean(("y", "x"), dtype=np.float64).values
-    pass_s = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"open_s": open_s, "pass_s": pass_s, "peak_rss": peak, "means": means.tolist()}
-
-
-def child_playnano(path: str) -> dict:
-    """Runs in a fresh process with playNano: eager load, then the mean of every frame."""
-    import logging
-    import resource
-
-    logging.disable(logging.CRITICAL)
-    from playnano.io.loader import load_afm_stack
-
-    t0 = time.perf_counter()
-    stack = load_afm_stack(Path(path), channel="height_trace")
-    open_s = time.perf_counter() - t0
-    means = stack.data.mean(axis=(1, 2))
-    pass_s = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"open_s": open_s, "pass_s": pass_s, "peak_rss": peak, "means": means.tolist()}
-
-
-def drop_caches() -> bool:
-    """Evict the page cache (needs root on Linux), so that the next read hits the disk."""
-    try:
-        subprocess.run(["sync"], check=True)
-        Path("/proc/sys/vm/drop_caches").write_text("3\n")
-    except OSError:
-        return False
-    return True
-
-
-def measure(python: str, tool: str, path: Path) -> dict | None:
-    if not Path(python).exists():
-        print(f"  {tool}: not run ({python} does not exist; see --playnano-python)")
-        return None
-    proc = subprocess.run(
-        [python, __file__, "--child", tool, str(path)], capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        print(f"  {tool}: failed: {proc.stderr.strip().splitlines()[-1:]}")
-        return None
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def report(tool: str, path: Path, r: dict | None) -> None:
@@ -119,13 +57,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=2000, help="frames in the video")
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
     parser.add_argument("--playnano-python", default=sys.executable, help="python with playNano")
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        tool, path = args.child
-        print(json.dumps((child_afmio if tool == "afmio" else child_playnano)(path)))
-        return
-
     folder = Path(tempfile.mkdtemp(prefix="bench-h5jpk-"))
     path = folder / "video.h5-jpk"
     try:
@@ -137,18 +69,15 @@ def main() -> None:
         )
         runs = [("afmio", sys.executable), ("playNano", args.playnano_python)]
         print("mean of every frame, each run in a fresh process, file in the page cache:")
-        results = {}
-        for tool, python in runs:
-            results[tool] = measure(python, tool.lower(), path)
-            report(tool, path, results[tool])
-        if all(results.values()):
-            diff = np.abs(np.subtract(results["afmio"]["means"], results["playNano"]["means"]))
-            print(f"  per-frame means agree within {diff.max():.2e} nm")
+        results = [measure(python, tool.lower(), path, "height_trace") for tool, python in runs]
+        for (tool, _), r in zip(runs, results, strict=True):
+            report(tool, path, r)
+        print(agreement(*results) + " nm")
         if drop_caches():
             print("the same after evicting the page cache (cold reads from disk):")
             for tool, python in runs:
                 drop_caches()
-                report(tool, path, measure(python, tool.lower(), path))
+                report(tool, path, measure(python, tool.lower(), path, "height_trace"))
         else:
             print("(cold-cache runs skipped: cannot drop the page cache without root)")
     finally:

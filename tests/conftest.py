@@ -4,12 +4,15 @@ tests that leave files open."""
 from __future__ import annotations
 
 import os
+import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import psutil
 import pytest
 
+import afmio
 from afmio.synthetic import write_asd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,3 +58,27 @@ def make_asd(tmp_path):
         return write_asd(tmp_path / name, channels, **kwargs)
 
     return make
+
+
+def bytes_read() -> int:
+    """Bytes this process has passed through read() calls so far (Linux ``rchar``)."""
+    with open("/proc/self/io") as f:
+        return int(next(line for line in f if line.startswith("rchar:")).split()[1])
+
+
+def fails_cleanly(path, error, match, max_bytes: int = 4 * 2**20):
+    """Open ``path``: it must raise ``error`` naming the file, within 1 s, allocating little."""
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(error, match=match) as info:
+            afmio.open(path)
+    finally:
+        elapsed = time.perf_counter() - t0
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert isinstance(info.value, afmio.AfmIOError)
+    assert Path(path).name in str(info.value)
+    assert elapsed < 1.0
+    assert peak < max_bytes
+    return info.value

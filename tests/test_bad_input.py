@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-import time
 import tracemalloc
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 import afmio
 from afmio.errors import TruncatedFileWarning
 
-from conftest import random_levels
+from conftest import fails_cleanly, random_levels
 
 X_PIXELS, HEADER_SIZE, FRAME_HEADER_SIZE, OPERATOR_SIZE = 48, 4, 8, 16
 FRAMES_RECORDED, FRAMES_CURRENT = 32, 36
@@ -22,24 +21,6 @@ def patched(path, offset, value):
         f.seek(offset)
         f.write(struct.pack("<i", value))
     return path
-
-
-def fails_cleanly(path, error, match):
-    """Open ``path``; it must raise ``error`` naming the file within 1 s using < 4 MiB."""
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    try:
-        with pytest.raises(error, match=match) as info:
-            afmio.open(path)
-    finally:
-        elapsed = time.perf_counter() - t0
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-    assert isinstance(info.value, afmio.AfmIOError)
-    assert str(path.name) in str(info.value)
-    assert elapsed < 1.0
-    assert peak < 4 * 2**20
-    return info.value
 
 
 def test_empty_file(tmp_path):

@@ -8,7 +8,6 @@ import os
 import pickle
 import subprocess
 import sys
-import time
 import warnings
 
 import cloudpickle
@@ -21,6 +20,8 @@ import afmio
 from afmio.errors import AfmIOWarning
 from afmio.readers import h5jpk
 from afmio.synthetic.h5jpk import DEFAULT_SCALING, write_h5jpk
+
+from conftest import bytes_read, fails_cleanly
 
 REAL = "afmreader_sample_0.h5-jpk"
 M = "Measurement_000"
@@ -60,17 +61,6 @@ def edit(path, fn) -> None:
     """Apply ``fn`` to the file opened for writing, to set up one specific case."""
     with h5py.File(path, "r+") as f:
         fn(f)
-
-
-def fails_cleanly(path, error, match):
-    """Opening ``path`` raises ``error`` naming the file, within a second."""
-    t0 = time.perf_counter()
-    with pytest.raises(error, match=match) as info:
-        afmio.open(path)
-    assert time.perf_counter() - t0 < 1.0
-    assert isinstance(info.value, afmio.AfmIOError)
-    assert path.name in str(info.value)
-    return info.value
 
 
 # --- the real sample -----------------------------------------------------------------------
@@ -650,12 +640,6 @@ def test_sources_pickle_and_no_handle_stays_open(make_h5jpk):
     np.testing.assert_array_equal(clone.read(0, 3, np.float32), source.read(0, 3, np.float32))
     afmio.open(path).mean().compute()
     assert str(path) not in {f.path for f in proc.open_files()}
-
-
-def bytes_read() -> int:
-    """Bytes this process has passed through read() calls so far (Linux)."""
-    with open("/proc/self/io") as f:
-        return int(next(line for line in f if line.startswith("rchar:")).split()[1])
 
 
 @pytest.fixture(scope="module")

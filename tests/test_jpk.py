@@ -19,6 +19,8 @@ from afmio.errors import AfmIOWarning, TruncatedFileWarning
 from afmio.readers import jpk
 from afmio.synthetic.jpk import JpkChannel, format_date, write_jpk
 
+from conftest import bytes_read, fails_cleanly
+
 T0 = 1_715_941_800_000  # 2024-05-17 10:30:00 UTC, in ms
 INTERLACE = "fast-imaging.feed-forward-parameters.yaxis.interlace"
 STREPTAVIDIN = "pnanolocz_streptavidin_jpk_folder"
@@ -59,23 +61,6 @@ def make_folder(folder: Path, n: int = 4, shape=(6, 8), name="save-{i:03d}.jpk",
         )
         frames.append(channels)
     return frames
-
-
-def rchar() -> int:
-    """Bytes this process has passed through read() calls so far (Linux)."""
-    with open("/proc/self/io") as f:
-        return int(next(line for line in f if line.startswith("rchar:")).split()[1])
-
-
-def fails_cleanly(path, error, match):
-    """Opening ``path`` raises ``error`` naming the file, within a second."""
-    t0 = time.perf_counter()
-    with pytest.raises(error, match=match) as info:
-        afmio.open(path)
-    assert time.perf_counter() - t0 < 1.0
-    assert isinstance(info.value, afmio.AfmIOError)
-    assert Path(path).name in str(info.value)
-    return info.value
 
 
 # ----------------------------------------------------------------------------- single file
@@ -589,12 +574,12 @@ def test_open_reads_headers_only_and_a_frame_reads_one_frame(tmp_path):
     make_folder(tmp_path / "run", n=20, shape=(256, 256))
     pixel_bytes = 20 * 3 * 256 * 256 * 4
     afmio.open(tmp_path / "run").afm.frame(0)  # warm up imports and dask
-    before = rchar()
+    before = bytes_read()
     video = afmio.open(tmp_path / "run")
-    opened = rchar()
+    opened = bytes_read()
     assert opened - before < pixel_bytes / 20
     frame = video[13].values
-    one = rchar() - opened
+    one = bytes_read() - opened
     assert 256 * 256 * 4 <= one < 2 * 256 * 256 * 4
     assert frame.shape == (256, 256)
 
@@ -675,9 +660,9 @@ def test_streptavidin_last_short_file_and_per_frame_scaling(data_dir):
 @pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="needs Linux /proc/self/io")
 def test_streptavidin_folder_opens_reading_headers_only(data_dir):
     afmio.open(data_dir / STREPTAVIDIN)
-    before = rchar()
+    before = bytes_read()
     afmio.open(data_dir / STREPTAVIDIN)
-    assert rchar() - before < 2**20  # of 66 MB in the folder
+    assert bytes_read() - before < 2**20  # of 66 MB in the folder
 
 
 # Figures of AFMReader's load_jpk(SAMPLE, channel) (flip_image=True), which afmio matches.

@@ -15,15 +15,9 @@ import pytest
 
 import afmio
 
-from conftest import random_levels
+from conftest import bytes_read, random_levels
 
 GIB = 2**30
-
-
-def bytes_read() -> int:
-    """Bytes this process has passed through read() calls so far (Linux)."""
-    with open("/proc/self/io") as f:
-        return int(next(line for line in f if line.startswith("rchar:")).split()[1])
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
-import tracemalloc
 from datetime import datetime, timezone
 
 import cloudpickle
@@ -17,6 +15,8 @@ import afmio
 from afmio.errors import AfmIOWarning, TruncatedFileWarning
 from afmio.readers import nanoscope
 from afmio.synthetic.nanoscope import HEADER_BLOCK, NanoscopeImage, write_nanoscope
+
+from conftest import bytes_read, fails_cleanly
 
 JMARINI = "jmarini_nanoscope_full_multiple_images.000"
 NIMS = "nims_scilab4spm_data1.007"
@@ -40,29 +40,6 @@ def patch(path, old: bytes, new: bytes):
     assert data.count(old) == 1, old
     path.write_bytes(data.replace(old, new))
     return path
-
-
-def fails_cleanly(path, error, match, max_bytes=4 * 2**20):
-    """Open ``path``: it must raise ``error`` naming the file, within 1 s, using little memory."""
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    try:
-        with pytest.raises(error, match=match) as info:
-            afmio.open(path)
-    finally:
-        elapsed = time.perf_counter() - t0
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-    assert isinstance(info.value, afmio.AfmIOError)
-    assert path.name in str(info.value)
-    assert elapsed < 1.0
-    assert peak < max_bytes
-    return info.value
-
-
-def bytes_read() -> int:
-    with open("/proc/self/io") as f:
-        return int(next(line for line in f if line.startswith("rchar:")).split()[1])
 
 
 # ----------------------------------------------------------------------------- real files
