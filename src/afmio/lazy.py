@@ -88,7 +88,6 @@ class StridedFrames:
         if count == 0:
             return out
         raw = np.dtype(self.raw_dtype)
-        frame_bytes = self.ny * self.nx * raw.itemsize
         record = np.dtype(
             {
                 "names": ["pixels"],
@@ -97,9 +96,22 @@ class StridedFrames:
                 "itemsize": self.stride,
             }
         )
-        buf = np.empty(count * self.stride, dtype=np.uint8)
         # The last record needs only its pixels, not what follows them.
-        need = (count - 1) * self.stride + self.skip + frame_bytes
+        need = (count - 1) * self.stride + self.skip + self.ny * self.nx * raw.itemsize
+        out_frame = self.ny * self.nx * out.itemsize
+        if self.stride <= out_frame:
+            # Read the records into the tail of the output buffer and widen them frame by
+            # frame: output frame i ends at or before raw frame i+1 starts (as stride <=
+            # output frame size), so only frame i's own pixels are overwritten, and numpy
+            # buffers that overlap. This saves a raw buffer of half the chunk per task.
+            base = out.nbytes - count * self.stride
+            buf = out.reshape(-1).view(np.uint8)[base:]
+            _read_exact(self.path, self.offset + start * self.stride, memoryview(buf)[:need])
+            pixels = buf.view(record)["pixels"]
+            for i in range(count):
+                _scale_into(out[i], pixels[i], self.gain, self.bias, self.flip_y)
+            return out
+        buf = np.empty(count * self.stride, dtype=np.uint8)
         _read_exact(self.path, self.offset + start * self.stride, memoryview(buf)[:need])
         _scale_into(out, buf.view(record)["pixels"], self.gain, self.bias, self.flip_y)
         return out
