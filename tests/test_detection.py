@@ -52,4 +52,6 @@ def test_formats_lists_every_reader_with_its_extensions():
     found = {f.name: f.extensions for f in afmio.formats()}
     assert found["asd"] == (".asd",)
     assert ".spm" in found["nanoscope"]
-    assert set(found) == {"asd", "jpk", "h5-jpk", "nanoscope"}
+    assert set(found) == {
+        "asd", "jpk", "h5-jpk", "nanoscope", "h5-bundle", "npz-bundle", "ome-tiff", "zarr"
+    }  # fmt: skip

@@ -5,6 +5,7 @@ from importlib.metadata import PackageNotFoundError, version
 from . import accessor as _accessor  # noqa: F401  (registers the ``.afm`` accessor)
 from .api import channels, formats, load_afm_stack, open, open_dataset
 from .errors import (
+    AfmFileExistsError,
     AfmFileNotFoundError,
     AfmIOError,
     AfmIOWarning,
@@ -14,6 +15,17 @@ from .errors import (
     TruncatedFileWarning,
     UnsupportedFormatError,
 )
+from .export import (
+    export_bundles,
+    load_h5_bundle,
+    load_npz_bundle,
+    load_ome_tiff_stack,
+    load_zarr,
+    save_h5_bundle,
+    save_npz_bundle,
+    save_ome_tiff_stack,
+    save_zarr,
+)
 
 try:
     __version__ = version("afmio")
@@ -21,6 +33,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0+unknown"
 
 __all__ = [
+    "AfmFileExistsError",
     "AfmFileNotFoundError",
     "AfmIOError",
     "AfmIOWarning",
@@ -31,8 +44,17 @@ __all__ = [
     "UnsupportedFormatError",
     "__version__",
     "channels",
+    "export_bundles",
     "formats",
     "load_afm_stack",
+    "load_h5_bundle",
+    "load_npz_bundle",
+    "load_ome_tiff_stack",
+    "load_zarr",
     "open",
     "open_dataset",
+    "save_h5_bundle",
+    "save_npz_bundle",
+    "save_ome_tiff_stack",
+    "save_zarr",
 ]

@@ -1,8 +1,9 @@
-"""The ``.afm`` accessor on ``xarray.DataArray``.
+"""The ``.afm`` accessors on ``xarray.DataArray`` and ``xarray.Dataset``.
 
 Stateless: every property is derived from the object's coords and attrs on each call,
-so it stays right after ``isel``, ``sel`` or arithmetic, and works on any DataArray that
-follows afmio's data model (see :mod:`afmio.model`).
+so it stays right after ``isel``, ``sel`` or arithmetic, and works on any object that
+follows afmio's data model (see :mod:`afmio.model`). Methods return new objects or write
+files; they never change the object.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from .model import LAYER_PREFIX, MASK_PREFIX
 
 
 def _fmt_bytes(n: float) -> str:
@@ -27,8 +30,86 @@ def _fmt_num(x: float) -> str:
     return "unknown" if x is None or not math.isfinite(x) else f"{x:.6g}"
 
 
+class _Exports:
+    """Export methods shared by both accessors (see :mod:`afmio.export`)."""
+
+    _obj: xr.DataArray | xr.Dataset
+
+    def to_h5(self, path: str, raw: bool = False, **kwargs: Any) -> Any:
+        """Write an HDF5 bundle; see :func:`afmio.save_h5_bundle`."""
+        from .export import save_h5_bundle
+
+        return save_h5_bundle(path, self._obj, raw, **kwargs)
+
+    def to_npz(self, path: str, raw: bool = False, **kwargs: Any) -> Any:
+        """Write an NPZ bundle; see :func:`afmio.save_npz_bundle`."""
+        from .export import save_npz_bundle
+
+        return save_npz_bundle(path, self._obj, raw, **kwargs)
+
+    def to_ome_tiff(self, path: str, raw: bool = False, **kwargs: Any) -> Any:
+        """Write an OME-TIFF stack; see :func:`afmio.save_ome_tiff_stack`."""
+        from .export import save_ome_tiff_stack
+
+        return save_ome_tiff_stack(path, self._obj, raw, **kwargs)
+
+    def to_zarr(self, path: str, raw: bool = False, **kwargs: Any) -> Any:
+        """Write a Zarr store; see :func:`afmio.save_zarr`."""
+        from .export import save_zarr
+
+        return save_zarr(path, self._obj, raw, **kwargs)
+
+    def export(self, output_folder: str, base_name: str | None = None, **kwargs: Any) -> Any:
+        """Write several formats at once; see :func:`afmio.export_bundles`."""
+        from .export import export_bundles
+
+        return export_bundles(self._obj, output_folder, base_name, **kwargs)
+
+
+@xr.register_dataset_accessor("afm")
+class AfmDatasetAccessor(_Exports):
+    """AFM helpers on a Dataset opened by afmio: channels, processed layers and masks."""
+
+    def __init__(self, obj: xr.Dataset) -> None:
+        self._obj = obj
+
+    @property
+    def data(self) -> xr.DataArray:
+        """The current data: the variable named by ``attrs["channel"]``, with its attrs."""
+        name = self._obj.attrs.get("channel") or next(iter(self._obj.data_vars))
+        current = self._obj[name]
+        return current.assign_attrs({**self._obj.attrs, **current.attrs})
+
+    @property
+    def layers(self) -> list[str]:
+        """Names of the processed layers (variables ``processed__<name>``)."""
+        return [k[len(LAYER_PREFIX) :] for k in self._obj.data_vars if k.startswith(LAYER_PREFIX)]
+
+    @property
+    def masks(self) -> list[str]:
+        """Names of the masks (boolean variables ``masks__<name>``)."""
+        return [k[len(MASK_PREFIX) :] for k in self._obj.data_vars if k.startswith(MASK_PREFIX)]
+
+    def layer(self, name: str) -> xr.DataArray:
+        """The processed layer ``name`` (e.g. ``"raw"``)."""
+        return self._obj[LAYER_PREFIX + name]
+
+    def mask(self, name: str) -> xr.DataArray:
+        """The boolean mask ``name``."""
+        return self._obj[MASK_PREFIX + name]
+
+    def with_layer(self, name: str, values: xr.DataArray) -> xr.Dataset:
+        """A new Dataset with ``values`` added as processed layer ``name``."""
+        return self._obj.assign({LAYER_PREFIX + name: values.assign_attrs(afm_role="layer")})
+
+    def with_mask(self, name: str, values: xr.DataArray) -> xr.Dataset:
+        """A new Dataset with the boolean ``values`` added as mask ``name``."""
+        mask = values.astype(bool).assign_attrs(afm_role="mask")
+        return self._obj.assign({MASK_PREFIX + name: mask})
+
+
 @xr.register_dataarray_accessor("afm")
-class AfmAccessor:
+class AfmAccessor(_Exports):
     """AFM helpers on a ``(time, y, x)`` DataArray opened by afmio."""
 
     def __init__(self, obj: xr.DataArray) -> None:

@@ -70,8 +70,11 @@ def open_dataset(path: PathLike, *, chunks: Chunks = None, dtype: Any = "float32
 
 
 def channels(path: PathLike) -> list[str]:
-    """List the canonical channel names of a file, reading its headers only."""
-    return [c.name for c in readers.read(path).channels]
+    """List the canonical channel names of a file, reading its headers only.
+
+    A bundle's processed layers and masks are not channels; ``open_dataset`` has them.
+    """
+    return [c.name for c in readers.read(path).channels if c.role == "data"]
 
 
 def load_afm_stack(

@@ -38,6 +38,10 @@ class AfmFileNotFoundError(AfmIOError, FileNotFoundError):
     """The path does not exist."""
 
 
+class AfmFileExistsError(AfmIOError, FileExistsError):
+    """The export target exists and ``overwrite=True`` was not given."""
+
+
 class AfmOSError(AfmIOError, OSError):
     """The path exists but cannot be read (permissions, I/O error)."""
 

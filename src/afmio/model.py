@@ -7,6 +7,11 @@
   ``scan_direction`` (NaN or "" where the format does not give them);
 - attrs ``units``, ``long_name``, ``channel``, ``native_channel``, ``pixel_size_nm``,
   ``pixel_size_y_nm``, ``source`` and ``provenance`` (JSON-safe dicts).
+
+A Dataset (``open_dataset``) holds every channel as a variable; a bundle's Dataset also
+holds its processed layers (``processed__<step>``, ``afm_role="layer"``) and masks
+(``masks__<name>``, boolean, ``afm_role="mask"``), and ``attrs["channel"]`` names the
+current data. ``encoding["source"]`` is the path the object was opened from.
 """
 
 from __future__ import annotations
@@ -35,13 +40,26 @@ _COORD_ATTRS = {
 FRAME_COORDS = ("start_epoch_ms", "frame_duration_s", "line_rate", "scan_direction")
 
 
-def resolve_channel(rec: Recording, channel: str | None) -> ChannelInfo:
-    """Find ``channel`` (canonical or native name, any case); ``None`` gives the height."""
-    if channel is None:
-        for ch in rec.channels:
-            if ch.name == "height_trace":
+#: Prefixes of layer and mask variables (the names of playNano's NPZ entries).
+LAYER_PREFIX, MASK_PREFIX = "processed__", "masks__"
+#: Attributes that describe one variable rather than the whole recording.
+CHANNEL_ATTRS = ("units", "long_name", "channel", "native_channel")
+
+
+def default_channel(rec: Recording) -> ChannelInfo:
+    """The current data of a bundle, else the height channel, else the first channel."""
+    data = [ch for ch in rec.channels if ch.role == "data"]
+    for want in (rec.default_channel, "height_trace"):
+        for ch in data:
+            if ch.name == want:
                 return ch
-        return rec.channels[0]
+    return data[0]
+
+
+def resolve_channel(rec: Recording, channel: str | None) -> ChannelInfo:
+    """Find ``channel`` (canonical or native name, any case); ``None`` gives the default."""
+    if channel is None:
+        return default_channel(rec)
     want = str(channel).casefold()
     for ch in rec.channels:
         if want in (ch.name.casefold(), ch.native.casefold()):
@@ -51,11 +69,14 @@ def resolve_channel(rec: Recording, channel: str | None) -> ChannelInfo:
 
 
 def _coords(rec: Recording, n: int, ny: int, nx: int) -> dict[str, Any]:
+    y = rec.y_nm if rec.y_nm is not None else (np.arange(ny) + 0.5) * rec.pixel_size_y_nm
+    x = rec.x_nm if rec.x_nm is not None else (np.arange(nx) + 0.5) * rec.pixel_size_x_nm
+    index = rec.frame_coords.get("frame_index")
     coords: dict[str, Any] = {
         "time": rec.time_s[:n],
-        "y": (np.arange(ny) + 0.5) * rec.pixel_size_y_nm,
-        "x": (np.arange(nx) + 0.5) * rec.pixel_size_x_nm,
-        "frame_index": ("time", np.arange(n)),
+        "y": y,
+        "x": x,
+        "frame_index": ("time", np.arange(n) if index is None else np.asarray(index)[:n]),
     }
     for name in FRAME_COORDS:
         values = rec.frame_coords.get(name)
@@ -70,6 +91,8 @@ def _coords(rec: Recording, n: int, ny: int, nx: int) -> dict[str, Any]:
 
 
 def _shared_attrs(rec: Recording) -> dict[str, Any]:
+    if rec.attrs is not None:
+        return {k: v for k, v in rec.attrs.items() if k not in CHANNEL_ATTRS}
     return {
         "pixel_size_nm": float(rec.pixel_size_x_nm),
         "pixel_size_y_nm": float(rec.pixel_size_y_nm),
@@ -89,6 +112,8 @@ def _shared_attrs(rec: Recording) -> dict[str, Any]:
 
 
 def _channel_attrs(ch: ChannelInfo) -> dict[str, Any]:
+    if ch.role != "data":
+        return {"units": ch.units, "long_name": ch.long_name, "afm_role": ch.role}
     return {
         "units": ch.units,
         "long_name": ch.long_name,
@@ -103,7 +128,7 @@ def _emit(items) -> None:
 
 
 def _variable(ch: ChannelInfo, n: int, dtype: np.dtype, chunks) -> xr.Variable:
-    data = to_dask(ch.frames, dtype, chunks)
+    data = to_dask(ch.frames, np.dtype(ch.dtype or dtype), chunks)
     if data.shape[0] != n:
         data = data[:n]
     return xr.Variable(DIMS, data, attrs=_channel_attrs(ch))
@@ -121,12 +146,13 @@ def build_dataarray(
     _emit(ch.warnings)
     n, ny, nx = ch.frames.shape
     var = _variable(ch, n, dtype, chunks)
-    return xr.DataArray(
-        var,
-        coords=_coords(rec, n, ny, nx),
-        name=ch.name,
-        attrs={**_channel_attrs(ch), **_shared_attrs(rec)},
-    )
+    if rec.attrs is not None and ch is default_channel(rec):
+        attrs = dict(rec.attrs)
+    else:
+        attrs = {**_channel_attrs(ch), **_shared_attrs(rec)}
+    out = xr.DataArray(var, coords=_coords(rec, n, ny, nx), name=ch.name, attrs=attrs)
+    out.encoding["source"] = rec.path
+    return out
 
 
 def build_dataset(
@@ -147,8 +173,120 @@ def build_dataset(
             stacklevel=3,
         )
     variables = {}
+    current = default_channel(rec)
     for ch in rec.channels:
         _emit(ch.warnings)
         variables[ch.name] = _variable(ch, n, dtype, chunks)
+    if rec.attrs is not None:
+        variables[current.name].attrs = {k: rec.attrs[k] for k in CHANNEL_ATTRS if k in rec.attrs}
     _, ny, nx = rec.channels[0].frames.shape
-    return xr.Dataset(variables, coords=_coords(rec, n, ny, nx), attrs=_shared_attrs(rec))
+    attrs = {**_shared_attrs(rec), "channel": current.name}
+    out = xr.Dataset(variables, coords=_coords(rec, n, ny, nx), attrs=attrs)
+    out.encoding["source"] = rec.path
+    return out
+
+
+# --- bundles: the playNano layout's metadata, both ways --------------------------------
+
+#: Per-frame metadata keys of playNano's bundles, and the coords they come from.
+FRAME_METADATA_KEYS = (
+    "timestamp",
+    "frame_pixel_size_nm",
+    "frame_duration_s",
+    "start_epoch_ms",
+    "scan_direction",
+    "line_rate",
+)
+#: Key of the provenance dict under which afmio keeps what playNano's layout has no
+#: place for (attrs, pixel-centre coords), so that a reopened bundle equals what was saved.
+AFMIO_KEY = "afmio"
+
+
+def frame_metadata(obj: xr.DataArray | xr.Dataset) -> list[dict[str, Any]]:
+    """playNano's per-frame metadata list from the coords along ``time`` (None for NaN/"")."""
+    n = obj.sizes["time"]
+    pixel = float(obj.attrs.get("pixel_size_nm", np.nan))
+
+    def column(name: str) -> list[Any]:
+        if name not in obj.coords:
+            return [None] * n
+        values = np.asarray(obj[name].values).tolist()
+        return [None if v == "" or (isinstance(v, float) and v != v) else v for v in values]
+
+    times = (
+        np.asarray(obj["time"].values, dtype=np.float64).tolist()
+        if "time" in obj.coords
+        else list(range(n))
+    )
+    columns = {
+        "timestamp": times,
+        "frame_pixel_size_nm": [None if pixel != pixel else pixel] * n,
+        "frame_duration_s": column("frame_duration_s"),
+        "start_epoch_ms": column("start_epoch_ms"),
+        "scan_direction": column("scan_direction"),
+        "line_rate": column("line_rate"),
+        "frame_index": column("frame_index"),
+    }
+    return [{k: v[i] for k, v in columns.items()} for i in range(n)]
+
+
+def frame_coords_from_metadata(
+    meta: list[dict[str, Any]],
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``(time_s, frame_coords)`` for a Recording from playNano's per-frame metadata."""
+
+    def column(key: str, default: float = np.nan) -> np.ndarray:
+        return np.array([default if m.get(key) is None else m[key] for m in meta], dtype=np.float64)
+
+    coords = {
+        "start_epoch_ms": column("start_epoch_ms"),
+        "frame_duration_s": column("frame_duration_s"),
+        "line_rate": column("line_rate"),
+        "scan_direction": np.array([m.get("scan_direction") or "" for m in meta], dtype=str),
+    }
+    if meta and all(m.get("frame_index") is not None for m in meta):
+        coords["frame_index"] = np.array([m["frame_index"] for m in meta], dtype=np.int64)
+    return column("timestamp"), coords
+
+
+def bundle_provenance(obj: xr.DataArray) -> dict[str, Any]:
+    """The provenance to store in a bundle: ``attrs["provenance"]`` plus, under
+    :data:`AFMIO_KEY`, the other attrs and the x/y coords (JSON-safe)."""
+    provenance = dict(obj.attrs.get("provenance", {}))
+    provenance[AFMIO_KEY] = {
+        "attrs": {k: v for k, v in obj.attrs.items() if k != "provenance"},
+        "x_nm": np.asarray(obj["x"].values, dtype=np.float64).tolist()
+        if "x" in obj.coords
+        else None,
+        "y_nm": np.asarray(obj["y"].values, dtype=np.float64).tolist()
+        if "y" in obj.coords
+        else None,
+    }
+    return provenance
+
+
+def attrs_from_bundle(
+    provenance: dict[str, Any], channel: str, pixel_size_nm: float
+) -> tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]:
+    """Inverse of :func:`bundle_provenance`: ``(attrs, x_nm, y_nm)`` of the saved data.
+
+    A bundle written by playNano has no afmio key: its attrs are built from what the
+    layout holds (channel, pixel size, provenance) and x/y from the pixel size.
+    """
+    provenance = dict(provenance)
+    extra = provenance.pop(AFMIO_KEY, None)
+    if isinstance(extra, dict) and isinstance(extra.get("attrs"), dict):
+        attrs = {**extra["attrs"], "provenance": provenance}
+        x = None if extra.get("x_nm") is None else np.asarray(extra["x_nm"], dtype=np.float64)
+        y = None if extra.get("y_nm") is None else np.asarray(extra["y_nm"], dtype=np.float64)
+        return attrs, x, y
+    attrs = {
+        "units": "nm",
+        "long_name": channel,
+        "channel": channel,
+        "native_channel": channel,
+        "pixel_size_nm": float(pixel_size_nm),
+        "pixel_size_y_nm": float(pixel_size_nm),
+        "provenance": provenance,
+    }
+    return attrs, None, None

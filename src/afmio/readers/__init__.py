@@ -7,12 +7,21 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import AfmFileNotFoundError, AfmOSError, CorruptFileError, UnsupportedFormatError
-from . import asd, h5jpk, jpk, nanoscope
+from . import asd, bundle_h5, bundle_npz, bundle_ometiff, bundle_zarr, h5jpk, jpk, nanoscope
 from .base import ChannelInfo, FormatInfo, Recording
 
 __all__ = ["ChannelInfo", "FormatInfo", "Recording", "detect", "formats", "read"]
 
-READERS: tuple[ModuleType, ...] = (asd, jpk, h5jpk, nanoscope)
+READERS: tuple[ModuleType, ...] = (
+    asd,
+    jpk,
+    h5jpk,
+    nanoscope,
+    bundle_h5,
+    bundle_npz,
+    bundle_ometiff,
+    bundle_zarr,
+)
 
 #: Bytes read from the start of a file to recognise its format.
 HEAD_BYTES = 4096
@@ -73,7 +82,10 @@ def detect(path: str | os.PathLike[str]) -> ModuleType:
 
 
 def _detect_folder(folder: Path) -> ModuleType:
-    """The reader whose frame files are most common in ``folder`` (one frame per file)."""
+    """The reader of a folder format (Zarr), else the one whose frame files are most common."""
+    for reader in READERS:
+        if hasattr(reader, "sniff_folder") and reader.sniff_folder(folder):
+            return reader
     try:
         names = [e for e in folder.iterdir() if e.is_file()]
     except OSError as exc:

@@ -10,7 +10,9 @@ A reader module exposes:
   are, raising :class:`~afmio.errors.AfmIOError` subclasses for bad content;
 - optionally ``folder_member(path) -> bool`` for formats whose videos are folders of
   one-frame files: the registry then hands a folder to ``read`` when most of its files
-  are members.
+  are members;
+- optionally ``sniff_folder(path) -> bool`` for formats stored as a folder (a Zarr store):
+  checked before ``folder_member``.
 
 Everything after that (dask, coordinates, attributes) is built from the
 :class:`Recording` by ``afmio.model``.
@@ -50,6 +52,11 @@ class ChannelInfo:
     ``name`` is the canonical name (``height_trace``); ``native`` is the file's own
     (``TP``); both are accepted by :func:`afmio.open`. ``warnings`` are raised when the
     channel is opened, e.g. when its values cannot be scaled to physical units.
+
+    ``role`` is ``"data"`` for a channel, ``"layer"`` for a processed layer of a bundle
+    (named ``processed__<step>``) and ``"mask"`` for a boolean mask (``masks__<name>``).
+    ``dtype``, when set, is the values' type whatever the caller asks (``"bool"`` for
+    masks, ``"float32"`` for bundle layers read bit for bit).
     """
 
     name: str
@@ -58,6 +65,8 @@ class ChannelInfo:
     long_name: str
     frames: FrameSource
     warnings: tuple[AfmIOWarning, ...] = ()
+    role: str = "data"
+    dtype: str | None = None
 
 
 @dataclass
@@ -65,7 +74,12 @@ class Recording:
     """What a reader found in a file: its channels, geometry, times and header.
 
     Per-frame arrays (``time_s`` and ``frame_coords``) have one entry per frame of the
-    longest channel; a shorter channel uses their leading part.
+    longest channel; a shorter channel uses their leading part. ``frame_coords`` may also
+    hold ``frame_index``.
+
+    Bundle readers restore what was written: ``default_channel`` names the current data,
+    ``attrs`` are its attributes exactly as saved (they replace the ones built from the
+    other fields), and ``x_nm``/``y_nm`` the saved pixel-centre coordinates.
     """
 
     path: str
@@ -80,3 +94,7 @@ class Recording:
     acquisition: dict[str, Any]
     reader_notes: dict[str, Any] = field(default_factory=dict)
     warnings: list[AfmIOWarning] = field(default_factory=list)
+    default_channel: str | None = None
+    attrs: dict[str, Any] | None = None
+    x_nm: np.ndarray | None = None
+    y_nm: np.ndarray | None = None

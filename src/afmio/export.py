@@ -1,0 +1,209 @@
+"""Exporting videos to bundles (HDF5, NPZ, OME-TIFF, Zarr) and loading them back.
+
+The HDF5, NPZ and OME-TIFF layouts are playNano's, so each tool reads the other's files.
+Every writer streams chunk by chunk, writes to a temporary file beside the target and
+renames it when complete, refuses to replace an existing target unless
+``overwrite=True``, and reports ``progress(frames_done, frames_total)``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+from . import readers
+from .errors import UnsupportedFormatError
+from .model import LAYER_PREFIX
+from .writers import hdf5, npz, ometiff, zarr
+from .writers._common import Progress, bundle_content
+
+PathLike = str | os.PathLike[str]
+
+#: Export formats, their writer and the suffix of the files they make.
+FORMATS = {
+    "h5": (hdf5, ".h5"),
+    "npz": (npz, ".npz"),
+    "tif": (ometiff, ".ome.tif"),
+    "zarr": (zarr, ".zarr"),
+}
+
+
+def _with_suffix(path: PathLike, suffix: str) -> Path:
+    """``path`` ending in ``suffix`` (kept if it already ends so, never doubled)."""
+    path = Path(path)
+    name = path.name
+    if suffix == ".ome.tif":
+        if name.lower().endswith((".ome.tif", ".ome.tiff")):
+            return path
+        for end in (".tiff", ".tif", ".ome"):
+            if name.lower().endswith(end):
+                name = name[: -len(end)]
+        return path.with_name(name + suffix)
+    return path if path.suffix.lower() == suffix else path.with_name(name + suffix)
+
+
+def _save(
+    fmt: str, path: PathLike, obj: Any, raw: bool, overwrite: bool, progress, **options
+) -> Path:
+    writer, suffix = FORMATS[fmt]
+    content = bundle_content(obj, raw)
+    return writer.write(
+        _with_suffix(path, suffix), content, overwrite=overwrite, progress=progress, **options
+    )
+
+
+def save_h5_bundle(
+    path: PathLike,
+    obj: xr.DataArray | xr.Dataset,
+    raw: bool = False,
+    *,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    compression: str | None = "gzip",
+) -> Path:
+    """Write an HDF5 bundle (playNano's layout), streaming chunk by chunk.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Target; ``.h5`` is added unless the name ends with it.
+    obj : xarray.DataArray or xarray.Dataset
+        A video opened by afmio, or a Dataset with processed layers and masks.
+    raw : bool
+        Export the ``raw`` processed layer instead of the current data.
+    overwrite : bool
+        Replace an existing target.
+    progress : callable, optional
+        Called as ``progress(frames_done, frames_total)``.
+    compression : {"gzip", "lzf", None}
+        Chunk compression; gzip is what playNano reads, lzf is fast, None is fastest.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    return _save("h5", path, obj, raw, overwrite, progress, compression=compression)
+
+
+def save_npz_bundle(
+    path: PathLike,
+    obj: xr.DataArray | xr.Dataset,
+    raw: bool = False,
+    *,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Path:
+    """Write an NPZ bundle (playNano's layout, stored uncompressed so it reads in place).
+
+    Parameters are those of :func:`save_h5_bundle`; ``.npz`` is added to the name.
+    """
+    return _save("npz", path, obj, raw, overwrite, progress)
+
+
+def save_ome_tiff_stack(
+    path: PathLike,
+    obj: xr.DataArray | xr.Dataset,
+    raw: bool = False,
+    *,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Path:
+    """Write an OME-TIFF stack (T, C, Z, Y, X) with calibration, as playNano does.
+
+    Parameters are those of :func:`save_h5_bundle`; the name is made to end ``.ome.tif``.
+    """
+    return _save("tif", path, obj, raw, overwrite, progress)
+
+
+def save_zarr(
+    path: PathLike,
+    obj: xr.DataArray | xr.Dataset,
+    raw: bool = False,
+    *,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Path:
+    """Write a Zarr v3 store with OME-Zarr (NGFF) image metadata, chunks in parallel.
+
+    Parameters are those of :func:`save_h5_bundle`; ``.zarr`` is added to the name.
+    """
+    return _save("zarr", path, obj, raw, overwrite, progress)
+
+
+def export_stem(obj: xr.DataArray | xr.Dataset, base_name: str | None, raw: bool) -> str:
+    """The file stem of an export: ``base_name`` (or the source's stem), plus
+    ``_filtered`` when processed layers other than ``raw`` exist (never twice)."""
+    stem = base_name or Path(obj.attrs.get("source", {}).get("path", "afmio_export")).stem
+    for end in (".ome", ".zarr"):
+        if stem.lower().endswith(end):
+            stem = stem[: -len(end)]
+    names = list(obj.data_vars) if isinstance(obj, xr.Dataset) else []
+    filtered = any(n.startswith(LAYER_PREFIX) and n != LAYER_PREFIX + "raw" for n in names)
+    if filtered and not raw and not stem.endswith("_filtered"):
+        stem += "_filtered"
+    return stem
+
+
+def export_bundles(
+    obj: xr.DataArray | xr.Dataset,
+    output_folder: PathLike,
+    base_name: str | None = None,
+    formats: Iterable[str] = ("h5", "npz", "tif", "zarr"),
+    raw: bool = False,
+    *,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Path]:
+    """Export to several formats in ``output_folder``; returns ``{format: path}``.
+
+    Raises
+    ------
+    afmio.UnsupportedFormatError
+        If a format is not one of ``"h5"``, ``"npz"``, ``"tif"``, ``"zarr"``.
+    """
+    formats = list(formats)
+    bad = sorted(set(formats) - set(FORMATS))
+    if bad:
+        raise UnsupportedFormatError(
+            None, f"cannot export to {', '.join(map(repr, bad))}; choose from {sorted(FORMATS)}"
+        )
+    stem = export_stem(obj, base_name, raw)
+    folder = Path(output_folder)
+    return {
+        fmt: _save(fmt, folder / (stem + FORMATS[fmt][1]), obj, raw, overwrite, progress)
+        for fmt in formats
+    }
+
+
+def _load(path: PathLike, fmt: str) -> xr.Dataset:
+    reader = readers.detect(Path(path))
+    if reader.FORMAT.name != fmt:
+        raise UnsupportedFormatError(path, f"is a {reader.FORMAT.name} file, not a {fmt} bundle")
+    from .api import open_dataset
+
+    return open_dataset(path)
+
+
+def load_h5_bundle(path: PathLike) -> xr.Dataset:
+    """Open an HDF5 bundle lazily: data, layers, masks and metadata as one Dataset."""
+    return _load(path, "h5-bundle")
+
+
+def load_npz_bundle(path: PathLike) -> xr.Dataset:
+    """Open an NPZ bundle lazily (stored entries are read in place)."""
+    return _load(path, "npz-bundle")
+
+
+def load_ome_tiff_stack(path: PathLike) -> xr.Dataset:
+    """Open an OME-TIFF stack lazily."""
+    return _load(path, "ome-tiff")
+
+
+def load_zarr(path: PathLike) -> xr.Dataset:
+    """Open a Zarr store written by afmio lazily."""
+    return _load(path, "zarr")

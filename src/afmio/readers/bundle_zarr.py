@@ -1,0 +1,20 @@
+"""Placeholder, being written: see issue 4."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UnsupportedFormatError
+from .base import FormatInfo, Recording
+
+FORMAT = FormatInfo("zarr", "Zarr v3 store with OME-Zarr metadata (afmio)", (".zarr",))
+
+
+def sniff(path: Path, head: bytes) -> bool:
+    """Not implemented yet."""
+    return False
+
+
+def read(path: Path) -> Recording:
+    """Not implemented yet."""
+    raise UnsupportedFormatError(path, "reader not implemented yet")

@@ -1,0 +1,170 @@
+"""What every writer shares: what a bundle holds, a target written atomically, progress,
+and streaming a dask array chunk by chunk with bounded memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from ..errors import AfmFileExistsError
+from ..lazy import DEFAULT_CHUNK_BYTES
+from ..model import LAYER_PREFIX, MASK_PREFIX, bundle_provenance, frame_metadata
+
+#: ``progress(frames_done, frames_total)``; an exception raised in it aborts the export.
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class BundleContent:
+    """Everything a bundle stores, whatever its format (playNano's layout).
+
+    Arrays are dask arrays chunked by whole frames; nothing is computed until written.
+    """
+
+    data: da.Array
+    timestamps: np.ndarray
+    frame_metadata: list[dict[str, Any]]
+    provenance: dict[str, Any]
+    pixel_size_nm: float
+    channel: str
+    layers: dict[str, da.Array] = field(default_factory=dict)
+    masks: dict[str, da.Array] = field(default_factory=dict)
+    state_backups: dict[str, Any] | None = None
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.data.shape[0])
+
+    def arrays(self) -> Iterator[tuple[str, str, da.Array]]:
+        """``(kind, name, array)`` for the data, each layer and each mask."""
+        yield "data", "data", self.data
+        for name, arr in self.layers.items():
+            yield "layer", name, arr
+        for name, arr in self.masks.items():
+            yield "mask", name, arr
+
+    def json(self, key: str) -> str:
+        """One of the bundle's JSON strings: frame metadata, provenance, state backups."""
+        value = {
+            "frame_metadata_json": self.frame_metadata,
+            "provenance_json": self.provenance,
+            "state_backups_json": self.state_backups,
+        }[key]
+        return json.dumps(value, allow_nan=False)
+
+
+def _frames(arr: Any, dtype: str) -> da.Array:
+    """``arr`` as a dask array of ``dtype`` chunked by whole frames (about 32 MiB)."""
+    if not isinstance(arr, da.Array):
+        arr = da.asarray(arr)
+    arr = arr.astype(dtype)
+    frame = max(1, int(np.prod(arr.shape[1:])) * arr.dtype.itemsize)
+    per = max(1, min(arr.shape[0] or 1, DEFAULT_CHUNK_BYTES // frame))
+    if arr.chunks[1:] != tuple((s,) for s in arr.shape[1:]) or arr.chunksize[0] > per:
+        arr = arr.rechunk((per, *arr.shape[1:]))
+    return arr
+
+
+def bundle_content(obj: xr.DataArray | xr.Dataset, raw: bool = False) -> BundleContent:
+    """Collect what a bundle stores from an afmio DataArray, or a Dataset with layers.
+
+    ``raw=True`` stores the ``raw`` processed layer as the data (with no other layers or
+    masks), as playNano does; without a raw layer the data itself is stored.
+    """
+    if isinstance(obj, xr.Dataset):
+        current = obj[obj.attrs.get("channel") or next(iter(obj.data_vars))]
+        current = current.assign_attrs({**obj.attrs, **current.attrs})
+        layers = {
+            k[len(LAYER_PREFIX) :]: v.data
+            for k, v in obj.data_vars.items()
+            if k.startswith(LAYER_PREFIX)
+        }
+        masks = {
+            k[len(MASK_PREFIX) :]: v.data
+            for k, v in obj.data_vars.items()
+            if k.startswith(MASK_PREFIX)
+        }
+    else:
+        current, layers, masks = obj, {}, {}
+    if current.dims != ("time", "y", "x"):
+        raise ValueError(f"expected dims ('time', 'y', 'x'), got {current.dims}")
+    data = current.data
+    if raw:
+        data = layers.get("raw", data)
+        layers, masks = {}, {}
+    meta = frame_metadata(current)
+    return BundleContent(
+        data=_frames(data, "float32"),
+        timestamps=np.array([m["timestamp"] for m in meta], dtype=np.float64),
+        frame_metadata=meta,
+        provenance=bundle_provenance(current),
+        pixel_size_nm=float(current.attrs.get("pixel_size_nm", np.nan)),
+        channel=str(current.attrs.get("channel", current.name or "")),
+        layers={k: _frames(v, "float32") for k, v in layers.items()},
+        masks={k: _frames(v, "bool") for k, v in masks.items()},
+    )
+
+
+def iter_chunks(arr: da.Array, in_flight: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(first_frame, block)`` for each chunk along time, in order.
+
+    Computes ``in_flight`` chunks at a time (default: one per core) so that reading and
+    converting run in parallel while memory stays bounded by those chunks.
+    """
+    in_flight = in_flight or os.cpu_count() or 1
+    starts = np.cumsum((0, *arr.chunks[0]))
+    blocks = [arr.blocks[i] for i in range(len(arr.chunks[0]))]
+    for i in range(0, len(blocks), in_flight):
+        for k, block in enumerate(dask.compute(*blocks[i : i + in_flight])):
+            yield int(starts[i + k]), np.asarray(block)
+
+
+class AtomicTarget:
+    """Write to a temporary path beside ``path``; move it into place only when complete.
+
+    Use as ``with AtomicTarget(path, overwrite) as tmp: write(tmp)``. An existing target
+    is an error unless ``overwrite``; on any exception the temporary file (or folder, for
+    Zarr stores) is removed and the target is left as it was.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
+        self.path = Path(path)
+        self.overwrite = overwrite
+        self.tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.afmio-tmp")
+
+    def __enter__(self) -> Path:
+        if self.path.exists() and not self.overwrite:
+            raise AfmFileExistsError(self.path, "already exists; pass overwrite=True to replace it")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            _remove(self.tmp)
+            return
+        if self.tmp.is_dir() and self.path.exists():
+            # os.replace cannot put a folder over an existing one: move the old one aside.
+            old = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.afmio-old")
+            os.replace(self.path, old)
+            os.replace(self.tmp, self.path)
+            _remove(old)
+        else:
+            os.replace(self.tmp, self.path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
