@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 
-def _peak_rss() -> int:
+def peak_rss() -> int:
+    """Peak resident memory of this process in bytes."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
@@ -34,7 +35,7 @@ def child_afmio(path: str, channel: str) -> dict:
     t0 = time.perf_counter()
     means = video.mean(("y", "x")).values
     pass_s = time.perf_counter() - t0
-    return {"open_s": open_s, "pass_s": pass_s, "peak_rss": _peak_rss(), "means": means.tolist()}
+    return {"open_s": open_s, "pass_s": pass_s, "peak_rss": peak_rss(), "means": means.tolist()}
 
 
 def child_playnano(path: str, channel: str) -> dict:
@@ -55,7 +56,7 @@ def child_playnano(path: str, channel: str) -> dict:
     open_s = time.perf_counter() - t0
     means = stack.data.mean(axis=(1, 2))
     pass_s = time.perf_counter() - t0
-    return {"open_s": open_s, "pass_s": pass_s, "peak_rss": _peak_rss(), "means": means.tolist()}
+    return {"open_s": open_s, "pass_s": pass_s, "peak_rss": peak_rss(), "means": means.tolist()}
 
 
 def measure(python: str, tool: str, path: Path, channel: str) -> dict | None:

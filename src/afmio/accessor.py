@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .model import LAYER_PREFIX, MASK_PREFIX
+from .model import LAYER_PREFIX, MASK_PREFIX, layer_attrs, mask_attrs
 
 
 def _fmt_bytes(n: float) -> str:
@@ -99,12 +99,15 @@ class AfmDatasetAccessor(_Exports):
         return self._obj[MASK_PREFIX + name]
 
     def with_layer(self, name: str, values: xr.DataArray) -> xr.Dataset:
-        """A new Dataset with ``values`` added as processed layer ``name``."""
-        return self._obj.assign({LAYER_PREFIX + name: values.assign_attrs(afm_role="layer")})
+        """A new Dataset with ``values`` added as processed layer ``name`` (e.g. ``"raw"``)."""
+        layer = values.copy(data=values.data)
+        layer.attrs = layer_attrs(name, self.data.attrs.get("units", ""))
+        return self._obj.assign({LAYER_PREFIX + name: layer})
 
     def with_mask(self, name: str, values: xr.DataArray) -> xr.Dataset:
         """A new Dataset with the boolean ``values`` added as mask ``name``."""
-        mask = values.astype(bool).assign_attrs(afm_role="mask")
+        mask = values.astype(bool)
+        mask.attrs = mask_attrs(name)
         return self._obj.assign({MASK_PREFIX + name: mask})
 
 

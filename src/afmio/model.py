@@ -111,9 +111,26 @@ def _shared_attrs(rec: Recording) -> dict[str, Any]:
     }
 
 
+def layer_attrs(name: str, units: str) -> dict[str, Any]:
+    """Attributes of processed layer ``name`` (``processed__<name>``), in the data's units."""
+    return {"units": units, "long_name": f"{name} layer", "afm_role": "layer"}
+
+
+def mask_attrs(name: str) -> dict[str, Any]:
+    """Attributes of boolean mask ``name`` (``masks__<name>``)."""
+    return {"long_name": f"{name} mask", "afm_role": "mask"}
+
+
+def _role_attrs(rec: Recording, ch: ChannelInfo) -> dict[str, Any]:
+    """Layers and masks get canonical attrs, so that saving and reopening is exact."""
+    if ch.role == "layer":
+        return layer_attrs(ch.name.removeprefix(LAYER_PREFIX), default_channel(rec).units)
+    if ch.role == "mask":
+        return mask_attrs(ch.name.removeprefix(MASK_PREFIX))
+    return _channel_attrs(ch)
+
+
 def _channel_attrs(ch: ChannelInfo) -> dict[str, Any]:
-    if ch.role != "data":
-        return {"units": ch.units, "long_name": ch.long_name, "afm_role": ch.role}
     return {
         "units": ch.units,
         "long_name": ch.long_name,
@@ -127,11 +144,11 @@ def _emit(items) -> None:
         warnings.warn(w, stacklevel=4)
 
 
-def _variable(ch: ChannelInfo, n: int, dtype: np.dtype, chunks) -> xr.Variable:
+def _variable(rec: Recording, ch: ChannelInfo, n: int, dtype: np.dtype, chunks) -> xr.Variable:
     data = to_dask(ch.frames, np.dtype(ch.dtype or dtype), chunks)
     if data.shape[0] != n:
         data = data[:n]
-    return xr.Variable(DIMS, data, attrs=_channel_attrs(ch))
+    return xr.Variable(DIMS, data, attrs=_role_attrs(rec, ch))
 
 
 def build_dataarray(
@@ -145,7 +162,7 @@ def build_dataarray(
     _emit(rec.warnings)
     _emit(ch.warnings)
     n, ny, nx = ch.frames.shape
-    var = _variable(ch, n, dtype, chunks)
+    var = _variable(rec, ch, n, dtype, chunks)
     if rec.attrs is not None and ch is default_channel(rec):
         attrs = dict(rec.attrs)
     else:
@@ -176,7 +193,7 @@ def build_dataset(
     current = default_channel(rec)
     for ch in rec.channels:
         _emit(ch.warnings)
-        variables[ch.name] = _variable(ch, n, dtype, chunks)
+        variables[ch.name] = _variable(rec, ch, n, dtype, chunks)
     if rec.attrs is not None:
         variables[current.name].attrs = {k: rec.attrs[k] for k in CHANNEL_ATTRS if k in rec.attrs}
     _, ny, nx = rec.channels[0].frames.shape

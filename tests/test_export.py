@@ -1,0 +1,144 @@
+"""Exports, across all four formats: names, refusals, round trips, interruption, memory."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import afmio
+from afmio.export import export_stem
+from afmio.model import CHANNEL_ATTRS
+
+from conftest import random_levels
+
+SAVERS = {
+    "h5": afmio.save_h5_bundle,
+    "npz": afmio.save_npz_bundle,
+    "tif": afmio.save_ome_tiff_stack,
+    "zarr": afmio.save_zarr,
+}
+SUFFIX = {"h5": ".h5", "npz": ".npz", "tif": ".ome.tif", "zarr": ".zarr"}
+
+
+@pytest.fixture
+def video(make_asd):
+    path = make_asd(channels={"TP": random_levels(7, 12, 10)}, frame_time_ms=125.0)
+    return afmio.open(path, chunks=3)
+
+
+@pytest.fixture
+def processed(video):
+    """A Dataset with a raw layer, a levelled current data and a mask, as playNano keeps."""
+    # The Dataset convention (as open_dataset builds it): the shared attrs on the Dataset,
+    # the channel's own on its variable, attrs["channel"] naming the current data.
+    own = {k: video.attrs[k] for k in CHANNEL_ATTRS}
+    shared = {k: v for k, v in video.attrs.items() if k not in CHANNEL_ATTRS}
+    levelled = (video - video.mean(("y", "x"))).astype("float32")
+    levelled.attrs = own
+    ds = levelled.to_dataset(name=video.name).assign_attrs(shared, channel=video.name)
+    ds = ds.afm.with_layer("raw", video).afm.with_layer("level", levelled)
+    return ds.afm.with_mask("high", levelled > 0)
+
+
+def test_export_names():
+    plain = xr.DataArray(np.zeros((1, 1, 1)), dims=("time", "y", "x"))
+    plain.attrs["source"] = {"path": "/data/run7.asd"}
+    assert export_stem(plain, None, raw=False) == "run7"
+    layered = xr.Dataset({"height_trace": plain, "processed__level": plain}, attrs=plain.attrs)
+    assert export_stem(layered, None, raw=False) == "run7_filtered"
+    assert export_stem(layered, "x_filtered", raw=False) == "x_filtered"  # never twice
+    assert export_stem(layered, None, raw=True) == "run7"
+    only_raw = xr.Dataset({"height_trace": plain, "processed__raw": plain}, attrs=plain.attrs)
+    assert export_stem(only_raw, None, raw=False) == "run7"
+    assert export_stem(plain, "clip.ome", raw=False) == "clip"  # no .ome.ome.tif
+
+
+def test_export_bundles_writes_every_format_and_rejects_unknown_ones(video, tmp_path):
+    paths = afmio.export_bundles(video, tmp_path / "out", "clip")
+    assert {k: v.name for k, v in paths.items()} == {k: "clip" + s for k, s in SUFFIX.items()}
+    for path in paths.values():
+        np.testing.assert_array_equal(afmio.open(path).values, video.values)
+    with pytest.raises(afmio.UnsupportedFormatError, match="'gif'") as info:
+        afmio.export_bundles(video, tmp_path / "bad", "clip", formats=["h5", "gif"])
+    assert isinstance(info.value, ValueError)
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("fmt", SAVERS)
+def test_reopened_export_is_identical(video, tmp_path, fmt):
+    path = SAVERS[fmt](tmp_path / "clip", video)
+    assert path.name == "clip" + SUFFIX[fmt]
+    reopened = afmio.open(path)
+    xr.testing.assert_identical(reopened, video)
+    assert reopened.dtype == np.float32
+    assert reopened.chunks is not None
+
+
+@pytest.mark.parametrize("fmt", ["h5", "npz", "zarr"])
+def test_layers_and_masks_round_trip(processed, tmp_path, fmt):
+    path = SAVERS[fmt](tmp_path / "clip", processed)
+    ds = afmio.open_dataset(path)
+    xr.testing.assert_identical(ds, processed)
+    assert ds.afm.layers == ["raw", "level"]
+    assert ds.afm.masks == ["high"]
+    assert ds.afm.mask("high").dtype == bool
+
+
+@pytest.mark.parametrize("fmt", SAVERS)
+def test_raw_exports_the_raw_layer(processed, video, tmp_path, fmt):
+    path = SAVERS[fmt](tmp_path / "clip", processed, raw=True)
+    np.testing.assert_array_equal(afmio.open(path).values, video.values)
+
+
+@pytest.mark.parametrize("fmt", SAVERS)
+def test_existing_target_is_kept_unless_overwrite(video, tmp_path, fmt):
+    path = SAVERS[fmt](tmp_path / "clip", video)
+    with pytest.raises(afmio.AfmFileExistsError, match="overwrite=True"):
+        SAVERS[fmt](path, video[:2])
+    assert afmio.open(path).sizes["time"] == 7
+    SAVERS[fmt](path, video[:2], overwrite=True)
+    assert afmio.open(path).sizes["time"] == 2
+
+
+@pytest.mark.parametrize("fmt", SAVERS)
+def test_progress_and_interrupted_export(video, tmp_path, fmt):
+    seen = []
+    SAVERS[fmt](tmp_path / "ok", video, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (7, 7)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+    def stop(done, total):
+        if done >= 3:
+            raise KeyboardInterrupt
+
+    target = tmp_path / "out" / ("clip" + SUFFIX[fmt])
+    with pytest.raises(KeyboardInterrupt):
+        SAVERS[fmt](target, video, progress=stop)
+    assert list((tmp_path / "out").iterdir()) == []  # no target, no temporary file
+
+
+@pytest.mark.parametrize("fmt", SAVERS)
+def test_export_streams_in_bounded_memory(make_asd, tmp_path, fmt):
+    # 1024 frames of 128x128 float32: 64 MiB of data, chunks of 4 MiB.
+    frames = np.broadcast_to(random_levels(1, 128, 128)[0], (1024, 128, 128))
+    video = afmio.open(make_asd(channels={"TP": frames}), chunks=32)
+    tracemalloc.start()
+    try:
+        SAVERS[fmt](tmp_path / "big", video)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 2**20  # about half the video: it was never held whole
+
+
+def test_accessor_exports(processed, video, tmp_path):
+    path = video.afm.to_h5(tmp_path / "a")
+    xr.testing.assert_identical(afmio.open(path), video)
+    paths = processed.afm.export(tmp_path / "b", formats=["npz", "zarr"])
+    assert paths["npz"].name.endswith("_filtered.npz")
+    assert video.afm.to_ome_tiff(tmp_path / "c").name == "c.ome.tif"
+    assert video.afm.to_zarr(tmp_path / "d").name == "d.zarr"
+    assert video.afm.to_npz(tmp_path / "e").name == "e.npz"
