@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
 from .errors import ChannelNotFoundError, TruncatedFileWarning
 from .lazy import DIMS, to_dask
-from .readers.base import ChannelInfo, Recording
+
+if TYPE_CHECKING:  # types only: importing the readers package here would be circular
+    from .readers.base import ChannelInfo, Recording
 
 _COORD_ATTRS = {
     "time": {"units": "s", "long_name": "time since the first frame"},
