@@ -61,9 +61,10 @@ def test_hdf5_named_asd(tmp_path):
 
 @pytest.mark.parametrize("magic", [b"II*\x00", b"MM\x00*"])
 def test_tiff_named_asd(tmp_path, magic):
+    # TIFFs are read now: this one, with no image directory, is a damaged TIFF.
     path = tmp_path / "video.ASD"
     path.write_bytes(magic + bytes(1000))
-    fails_cleanly(path, afmio.UnsupportedFormatError, "is a TIFF file")
+    fails_cleanly(path, afmio.CorruptFileError, "is a TIFF file without a readable image")
 
 
 def test_unrecognised_file(tmp_path):

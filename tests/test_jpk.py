@@ -15,6 +15,7 @@ import pytest
 import tifffile
 
 import afmio
+from afmio import readers
 from afmio.errors import AfmIOWarning, TruncatedFileWarning
 from afmio.readers import jpk
 from afmio.synthetic.jpk import JpkChannel, format_date, write_jpk
@@ -423,7 +424,8 @@ def test_non_tiff_file_named_jpk(tmp_path):
 def test_other_tiffs_named_jpk(tmp_path, head, match):
     path = tmp_path / "image.jpk"
     path.write_bytes(head + bytes(100))
-    fails_cleanly(path, afmio.UnsupportedFormatError, match)
+    # Not a JPK image: the TIFF reader takes it and says what is wrong with it as a TIFF.
+    fails_cleanly(path, afmio.CorruptFileError, match)
     with pytest.raises(afmio.UnsupportedFormatError, match="JPK images are"):
         jpk.read(path)
 
@@ -431,7 +433,10 @@ def test_other_tiffs_named_jpk(tmp_path, head, match):
 def test_plain_big_endian_tiff_named_jpk(tmp_path):
     path = tmp_path / "photo.jpk"
     tifffile.imwrite(path, np.zeros((4, 4), np.uint8), byteorder=">")
-    fails_cleanly(path, afmio.UnsupportedFormatError, "is a TIFF file")
+    # A valid TIFF that is no JPK image opens as a plain TIFF, saying it is uncalibrated.
+    assert readers.detect(path).FORMAT.name == "ome-tiff"
+    with pytest.warns(AfmIOWarning, match="calibration is unknown"):
+        assert afmio.open(path).shape == (1, 4, 4)
     with pytest.raises(afmio.UnsupportedFormatError, match="without JPK tags"):
         jpk.read(path)
 

@@ -26,14 +26,10 @@ READERS: tuple[ModuleType, ...] = (
 #: Bytes read from the start of a file to recognise its format.
 HEAD_BYTES = 4096
 
-# Containers afmio does not read (yet): named in errors so that a misnamed file is
-# reported as what it is rather than as a corrupt file of the format its name suggests.
+# Containers afmio does not read: named in errors so that a misnamed file is reported as
+# what it is rather than as a corrupt file of the format its name suggests. (TIFF is read.)
 _FOREIGN_SIGNATURES = (
     (b"\x89HDF\r\n\x1a\n", "an HDF5 file"),
-    (b"II*\x00", "a TIFF file"),
-    (b"MM\x00*", "a TIFF file"),
-    (b"II+\x00", "a BigTIFF file"),
-    (b"MM\x00+", "a BigTIFF file"),
     (b"PK\x03\x04", "a ZIP archive"),
     (b"\x89PNG", "a PNG image"),
     (b"GIF8", "a GIF image"),

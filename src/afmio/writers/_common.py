@@ -61,7 +61,9 @@ class BundleContent:
             "provenance_json": self.provenance,
             "state_backups_json": self.state_backups,
         }[key]
-        return json.dumps(value, allow_nan=False)
+        # NaN (an uncalibrated pixel size, say) is written as the NaN token that Python's
+        # json module, and so playNano, read back: the value round-trips.
+        return json.dumps(value)
 
 
 def _frames(arr: Any, dtype: str) -> da.Array:

@@ -1,14 +1,163 @@
-"""Placeholder, being written: see issue 4."""
+"""OME-TIFF stack writer, in playNano 0.5.0's layout, streaming frame by frame.
+
+Layout (what playNano's ``save_ome_tiff_stack`` writes, so each tool reads the other's):
+
+- one image series of shape (T, C, Z, Y, X) = (frames, 1, 1, ny, nx), float32, one
+  uncompressed page (a single strip) per frame, little-endian; BigTIFF when the file may
+  pass 4 GiB;
+- OME-XML (schema 2016-06) in the first page's ImageDescription: ``PhysicalSizeX``/``Y``
+  in µm (unit ``"µm"``, U+00B5 as the OME enumeration spells it; playNano's loader
+  reads the value as µm), ``TimeIncrement`` in s (mean interval between frames), one
+  ``Plane`` per frame with its ``DeltaT`` (the frame's timestamp) in s, and the channel
+  name; calibration that is unknown (NaN) is left out rather than written invalid;
+- the resolution tags, ``25.4e6 / pixel_size_nm`` pixels per inch, as playNano writes;
+- private tag 65000: the provenance as UTF-8 JSON (``NaN`` for unknown numbers, as
+  Python's ``json`` and so playNano write them); its ``"afmio"`` key holds the other
+  attributes, the x/y coordinates and the per-frame metadata as columns, so that afmio
+  reopens the file as it was saved;
+- private tag 65001: the names of the processed layers as a JSON list.
+
+Only the current data (or the raw layer, with ``raw=True``) is stored: an OME-TIFF holds
+one layer, and processed layers and masks are not written, as in playNano.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
-from ._common import BundleContent, Progress
+import numpy as np
+import tifffile
+
+from ..model import AFMIO_KEY
+from ..readers.bundle_ometiff import FRAME_METADATA_KEY, PROVENANCE_TAG
+from ._common import AtomicTarget, BundleContent, Progress, iter_chunks
+
+#: playNano's private tag for the processed layer names (JSON list).
+LAYERS_TAG = 65001
+#: Classic TIFF offsets are 32-bit; beyond this size (with room for tags and the XML,
+#: which tifffile appends at the end) the file is written as BigTIFF.
+_CLASSIC_LIMIT = 2**32 - 2**25
+
+
+def _creator() -> str:
+    try:
+        return f"afmio {version('afmio')}"
+    except PackageNotFoundError:
+        return "afmio"
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and not isinstance(x, bool)
+
+
+def _provenance_json(content: BundleContent) -> bytes:
+    """Tag 65000: the provenance, with the frame metadata as columns under afmio's key.
+
+    Written as playNano writes it, with Python's ``json.dumps``: a NaN (an unknown pixel
+    size, say) is the ``NaN`` token that Python's ``json`` reads back.
+    """
+    provenance = dict(content.provenance)
+    keys = list(content.frame_metadata[0]) if content.frame_metadata else []
+    columns = {k: [m.get(k) for m in content.frame_metadata] for k in keys}
+    provenance[AFMIO_KEY] = {**provenance.get(AFMIO_KEY, {}), FRAME_METADATA_KEY: columns}
+    return json.dumps(provenance).encode("utf-8")
+
+
+def _ome_metadata(content: BundleContent) -> dict[str, Any]:
+    """The OME-XML items tifffile writes: calibration, frame times and channel name."""
+    times = [float(t) for t in content.timestamps]
+    meta: dict[str, Any] = {
+        "axes": "TCZYX",
+        "Creator": _creator(),
+        "Channel": {"Name": content.channel},
+    }
+    attrs = content.provenance.get(AFMIO_KEY, {}).get("attrs", {})
+    size_y = attrs.get("pixel_size_y_nm", content.pixel_size_nm)
+    for axis, size in (("X", content.pixel_size_nm), ("Y", size_y)):
+        if _finite(size) and size > 0:
+            meta[f"PhysicalSize{axis}"] = size * 1e-3
+            meta[f"PhysicalSize{axis}Unit"] = "µm"
+    if len(times) > 1 and math.isfinite(times[-1] - times[0]):
+        meta["TimeIncrement"] = (times[-1] - times[0]) / (len(times) - 1)
+        meta["TimeIncrementUnit"] = "s"
+    if times and all(math.isfinite(t) for t in times):
+        meta["Plane"] = {"DeltaT": times, "DeltaTUnit": ["s"] * len(times)}
+    return meta
 
 
 def write(
     path: Path, content: BundleContent, *, overwrite: bool = False, progress: Progress | None = None
 ) -> Path:
-    """Not implemented yet."""
-    raise NotImplementedError
+    """Write ``content`` as an OME-TIFF stack, one frame per page, streaming.
+
+    The frames are handed to a single ``TiffWriter.write`` call as an iterator, so only
+    the chunks being computed are in memory; ``progress(frames_done, total)`` is called
+    as each chunk is written.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        Target file (written beside it under a temporary name, then renamed).
+    content : BundleContent
+        What to store; only ``data`` of its arrays is written.
+    overwrite : bool
+        Replace an existing target.
+    progress : callable, optional
+        ``progress(frames_done, frames_total)``; an exception raised in it aborts the
+        export and leaves no file behind.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    afmio.AfmFileExistsError
+        If ``path`` exists and ``overwrite`` is false.
+    ValueError
+        If the video has no frames (an OME-TIFF holds at least one plane).
+    """
+    n, ny, nx = content.data.shape
+    if n == 0 or ny == 0 or nx == 0:
+        raise ValueError(f"cannot write an OME-TIFF of shape {content.data.shape}: it is empty")
+    report = progress or (lambda done, total: None)
+    provenance = _provenance_json(content)
+    layers = json.dumps(list(content.layers)).encode("utf-8")
+    metadata = _ome_metadata(content)
+    # Frame data, one IFD per page, the OME-XML (about 80 bytes per plane) and the tags.
+    size = content.data.nbytes + n * 400 + len(provenance) + len(layers)
+    kwargs: dict[str, Any] = {}
+    if "PhysicalSizeX" in metadata:  # pixels per inch (25 400 µm), as playNano writes
+        um_x = metadata["PhysicalSizeX"]
+        dpi = (25_400.0 / um_x, 25_400.0 / metadata.get("PhysicalSizeY", um_x))
+        if max(dpi) < 2**31:  # a TIFF rational holds 32-bit integers
+            kwargs = {"resolution": dpi, "resolutionunit": "INCH"}
+
+    def frames() -> Iterator[np.ndarray]:
+        for first, block in iter_chunks(content.data):
+            if first:  # tifffile asks for this chunk once the previous one is written
+                report(first, n)
+            yield from np.ascontiguousarray(block, dtype="<f4")
+
+    with AtomicTarget(path, overwrite) as tmp:
+        with tifffile.TiffWriter(tmp, bigtiff=size > _CLASSIC_LIMIT, ome=True) as tif:
+            tif.write(
+                frames(),
+                shape=(n, 1, 1, ny, nx),
+                dtype="<f4",
+                photometric="minisblack",
+                metadata=metadata,
+                extratags=[
+                    (PROVENANCE_TAG, 7, len(provenance), provenance, True),
+                    (LAYERS_TAG, 7, len(layers), layers, True),
+                ],
+                **kwargs,
+            )
+        report(n, n)
+    return Path(path)
