@@ -38,7 +38,6 @@ from typing import IO, Any, NamedTuple
 import numpy as np
 from numpy.lib import format as npy
 
-# Module import, not names: afmio.model imports this package while it initialises.
 from .. import model
 from ..errors import AfmIOError, AfmIOWarning, AfmOSError, CorruptFileError
 from ..lazy import FrameSource, StridedFrames

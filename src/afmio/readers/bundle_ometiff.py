@@ -49,6 +49,8 @@ import tifffile
 
 from .. import model
 from ..errors import AfmIOError, AfmIOWarning, AfmOSError, CorruptFileError, UnsupportedFormatError
+from ..layouts import OME_FRAME_METADATA_KEY as FRAME_METADATA_KEY
+from ..layouts import OME_PROVENANCE_TAG as PROVENANCE_TAG
 from ..lazy import FileFrames, FrameSource, StridedFrames
 from .base import ChannelInfo, FormatInfo, Recording
 
@@ -60,11 +62,6 @@ FORMAT = FormatInfo(
 
 #: Classic and BigTIFF signatures, little- and big-endian.
 _MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-#: playNano's private tag holding the provenance as JSON (65001, the processed layer
-#: names, is not read: those layers are not in the file).
-PROVENANCE_TAG = 65000
-#: Key of the per-frame metadata columns under the provenance's afmio key.
-FRAME_METADATA_KEY = "frame_metadata"
 #: The channel name playNano's loader gives a TIFF that names none.
 DEFAULT_CHANNEL = "height_trace"
 

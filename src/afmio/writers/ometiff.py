@@ -33,12 +33,12 @@ from typing import Any
 import numpy as np
 import tifffile
 
+from ..layouts import OME_FRAME_METADATA_KEY as FRAME_METADATA_KEY
+from ..layouts import OME_LAYERS_TAG as LAYERS_TAG
+from ..layouts import OME_PROVENANCE_TAG as PROVENANCE_TAG
 from ..model import AFMIO_KEY
-from ..readers.bundle_ometiff import FRAME_METADATA_KEY, PROVENANCE_TAG
 from ._common import AtomicTarget, BundleContent, Progress, iter_chunks
 
-#: playNano's private tag for the processed layer names (JSON list).
-LAYERS_TAG = 65001
 #: Classic TIFF offsets are 32-bit; beyond this size (with room for tags and the XML,
 #: which tifffile appends at the end) the file is written as BigTIFF.
 _CLASSIC_LIMIT = 2**32 - 2**25
