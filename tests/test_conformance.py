@@ -96,7 +96,22 @@ def _jpk_folder(tmp_path):
     return folder
 
 
+def _bundle(save, name):
+    def make(tmp_path):
+        import afmio
+
+        video = afmio.open(_asd(tmp_path))
+        ds = afmio.open_dataset(_asd(tmp_path)).afm.with_layer("raw", video)
+        return save(tmp_path / name, ds.afm.with_mask("low", video < 0))
+
+    return make
+
+
 MAKERS = {
+    "h5-bundle": _bundle(afmio.save_h5_bundle, "conf.h5"),
+    "npz-bundle": _bundle(afmio.save_npz_bundle, "conf.npz"),
+    "ome-tiff": _bundle(afmio.save_ome_tiff_stack, "conf.ome.tif"),
+    "zarr": _bundle(afmio.save_zarr, "conf.zarr"),
     "jpk-folder": _jpk_folder,
     "h5-jpk": _h5jpk,
     "asd": _asd,
@@ -147,7 +162,9 @@ def test_follows_the_data_model(sample):
 
 def test_every_channel_opens_and_the_dataset_agrees(sample):
     ds = afmio.open_dataset(sample)
-    assert list(ds.data_vars) == afmio.channels(sample)
+    layers = [f"processed__{n}" for n in ds.afm.layers] + [f"masks__{n}" for n in ds.afm.masks]
+    assert [v for v in ds.data_vars if v not in layers] == afmio.channels(sample)
+    assert ds.attrs["channel"] in afmio.channels(sample)
     for name in afmio.channels(sample):
         video = afmio.open(sample, name.upper())
         n = ds.sizes["time"]

@@ -1,20 +1,256 @@
-"""Placeholder, being written: see issue 4."""
+"""Reader for HDF5 bundles in playNano 0.5.0's layout, written by afmio or by playNano.
+
+Layout (see :mod:`afmio.writers.hdf5`): ``/data`` (n, H, W), ``/processed/<step>`` and
+``/masks/<name>`` of the same shape, ``/timestamps`` (n,), the UTF-8 JSON strings
+``/frame_metadata_json`` and ``/provenance_json`` (and ``/state_backups_json``, which
+afmio does not use), root attributes ``pixel_size_nm`` and ``channel``.
+
+The data opens as the channel named by ``channel``, layers as ``processed__<step>`` and
+masks as ``masks__<name>`` (see :mod:`afmio.model`). Times and per-frame coords come from
+the frame metadata (``/timestamps`` fills frames whose metadata has no timestamp);
+attributes and x/y coords are those afmio saved in the provenance, or, for playNano's
+files, built from the channel and pixel size. Frames are read lazily: each dask task
+opens the file by path and reads ``dataset[start:stop]`` with h5py.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ..errors import UnsupportedFormatError
-from .base import FormatInfo, Recording
+import h5py
+import numpy as np
+
+from .. import model
+from ..errors import AfmIOError, AfmOSError, CorruptFileError
+from .base import ChannelInfo, FormatInfo, Recording
 
 FORMAT = FormatInfo("h5-bundle", "HDF5 bundle (afmio and playNano)", (".h5", ".hdf5"))
 
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: Root datasets that tell a bundle from other HDF5 files.
+_KEYS = ("data", "timestamps", "frame_metadata_json", "provenance_json")
+
+
+@dataclass(frozen=True)
+class H5DatasetFrames:
+    """Frames ``[start, stop)`` of an ``(n, H, W)`` HDF5 dataset, read with h5py.
+
+    Parameters
+    ----------
+    path : str
+        The HDF5 file (re-opened for every read).
+    dataset : str
+        HDF5 path of the dataset, e.g. ``"data"`` or ``"masks/high"``.
+    n_frames, ny, nx : int
+        Its shape when the file was opened.
+    """
+
+    path: str
+    dataset: str
+    n_frames: int
+    ny: int
+    nx: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.n_frames, self.ny, self.nx)
+
+    def read(self, start: int, stop: int, dtype: np.dtype) -> np.ndarray:
+        out = np.empty((max(0, stop - start), self.ny, self.nx), dtype=dtype)
+        if len(out) == 0:
+            return out
+        try:
+            with h5py.File(self.path, "r") as f:
+                ds = f[self.dataset]
+                if ds.shape != self.shape:
+                    raise CorruptFileError(
+                        self.path,
+                        f"/{self.dataset} now has shape {ds.shape}, not the {self.shape} it "
+                        f"had when opened; was the file changed after it was opened?",
+                    )
+                if ds.dtype == out.dtype:
+                    ds.read_direct(out, np.s_[start:stop])  # decoded straight into out
+                else:
+                    out[...] = ds[start:stop]
+        except AfmIOError:
+            raise
+        except (FileNotFoundError, PermissionError) as exc:
+            raise AfmOSError(
+                self.path, f"cannot reopen the file to read frames ({exc.strerror or exc})"
+            ) from exc
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+            raise CorruptFileError(
+                self.path,
+                f"cannot read frames {start}..{stop - 1} of /{self.dataset} ({exc}); "
+                f"is the file damaged, or was it changed after it was opened?",
+            ) from exc
+        return out
+
 
 def sniff(path: Path, head: bytes) -> bool:
-    """Not implemented yet."""
-    return False
+    """True for an HDF5 file with a bundle's structure: a ``data`` dataset beside
+    ``timestamps`` or ``frame_metadata_json``, or both JSON strings (a bundle missing
+    its data, so that :func:`read` says so); and for a truncated HDF5 file named ``.h5``
+    or ``.hdf5``."""
+    if not head.startswith(HDF5_SIGNATURE):
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            has = {k for k in _KEYS if f.get(k, getclass=True) is h5py.Dataset}
+    except Exception as exc:  # whatever h5py makes of a damaged file, sniffing must not raise
+        # A cut HDF5 file cannot be opened at all; claim one named like a bundle so that
+        # read() reports it as truncated, rather than as an HDF5 file afmio does not read.
+        return "truncated file" in str(exc) and Path(path).suffix.lower() in FORMAT.extensions
+    if "data" in has:
+        return bool(has & {"timestamps", "frame_metadata_json"})
+    return {"frame_metadata_json", "provenance_json"} <= has
 
 
-def read(path: Path) -> Recording:
-    """Not implemented yet."""
-    raise UnsupportedFormatError(path, "reader not implemented yet")
+def read(path: str | os.PathLike[str]) -> Recording:
+    """Parse a bundle's metadata; frame data is not read."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(len(HDF5_SIGNATURE))
+    except OSError as exc:
+        raise AfmOSError(path, f"cannot be read: {exc.strerror or exc}") from exc
+    if size == 0:
+        raise CorruptFileError(path, "file is empty (0 bytes)")
+    if head != HDF5_SIGNATURE:
+        raise CorruptFileError(
+            path, "is not an HDF5 file (no HDF5 signature at its start), so not an HDF5 bundle"
+        )
+    try:
+        with h5py.File(path, "r") as f:
+            return _read_open(path, size, f)
+    except AfmIOError:
+        raise
+    except (FileNotFoundError, PermissionError) as exc:
+        raise AfmOSError(path, f"cannot be opened: {exc.strerror or exc}") from exc
+    except OSError as exc:
+        raise CorruptFileError(
+            path, f"HDF5 file is truncated or damaged; h5py cannot read it: {exc}"
+        ) from exc
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise CorruptFileError(path, f"damaged HDF5 structure: {exc}") from exc
+
+
+def _frames(path: Path, f: h5py.File, name: str, shape: tuple[int, ...] | None) -> H5DatasetFrames:
+    """The frame source of dataset ``name``, checked to be numbers of ``shape``."""
+    if f.get(name, getclass=True) is not h5py.Dataset:
+        raise CorruptFileError(path, f"HDF5 bundle has no /{name} dataset")
+    ds = f[name]
+    if ds.ndim != 3:
+        raise CorruptFileError(path, f"/{name} has shape {ds.shape}, not (frames, y, x)")
+    if shape is not None and ds.shape != shape:
+        raise CorruptFileError(path, f"/{name} has shape {ds.shape} but /data has {shape}")
+    if ds.dtype.kind not in "biuf":
+        raise CorruptFileError(path, f"/{name} holds {ds.dtype} values, not numbers")
+    return H5DatasetFrames(str(path), name, *ds.shape)
+
+
+def _json(path: Path, f: h5py.File, name: str, kind: type) -> Any:
+    """The JSON document stored as the string dataset ``name``, checked to be ``kind``."""
+    if f.get(name, getclass=True) is not h5py.Dataset:
+        raise CorruptFileError(path, f"HDF5 bundle has no /{name} (its metadata)")
+    raw = f[name][()]
+    if isinstance(raw, np.ndarray) and raw.size == 1:  # a one-element array, not a scalar
+        raw = raw.reshape(()).item()
+    try:
+        value = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+    except (TypeError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise CorruptFileError(path, f"/{name} is not valid UTF-8 JSON: {exc}") from exc
+    if not isinstance(value, kind):
+        raise CorruptFileError(
+            path, f"/{name} holds a JSON {type(value).__name__}, not a {kind.__name__}"
+        )
+    return value
+
+
+def _root_attr(path: Path, f: h5py.File, name: str) -> Any:
+    if name not in f.attrs:
+        raise CorruptFileError(path, f"HDF5 bundle has no root attribute {name!r}")
+    value = f.attrs[name]
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(()).item()
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def _read_open(path: Path, size: int, f: h5py.File) -> Recording:
+    data = _frames(path, f, "data", None)
+    n, ny, nx = data.shape
+    meta = _json(path, f, "frame_metadata_json", list)
+    provenance = _json(path, f, "provenance_json", dict)
+    if len(meta) != n:
+        raise CorruptFileError(
+            path, f"/frame_metadata_json has {len(meta)} entries but /data has {n} frames"
+        )
+    if not all(isinstance(m, dict) for m in meta):
+        raise CorruptFileError(path, "/frame_metadata_json is not a list of JSON objects")
+    time_s, frame_coords = model.frame_coords_from_metadata(meta)
+    if "timestamps" in f:
+        stamps = np.asarray(f["timestamps"][()], dtype=np.float64)
+        if stamps.shape != (n,):
+            raise CorruptFileError(
+                path, f"/timestamps has shape {stamps.shape} but /data has {n} frames"
+            )
+        time_s = np.where(np.isnan(time_s), stamps, time_s)
+    channel = str(_root_attr(path, f, "channel"))
+    try:
+        pixel = float(_root_attr(path, f, "pixel_size_nm"))
+    except (TypeError, ValueError) as exc:
+        raise CorruptFileError(
+            path, f"root attribute pixel_size_nm is not a number: {exc}"
+        ) from exc
+    attrs, x_nm, y_nm = model.attrs_from_bundle(provenance, channel, pixel)
+    for axis, coord, count in (("x", x_nm, nx), ("y", y_nm, ny)):
+        if coord is not None and coord.shape != (count,):
+            raise CorruptFileError(
+                path, f"the provenance's {axis} coords have {coord.size} values for {count} pixels"
+            )
+
+    channels = [
+        ChannelInfo(
+            name=channel,
+            native=channel,
+            units=str(attrs.get("units", "nm")),
+            long_name=str(attrs.get("long_name", channel)),
+            frames=data,
+            role="data",
+            dtype="float32",
+        )
+    ]
+    for group, prefix, role, dtype in (
+        ("processed", model.LAYER_PREFIX, "layer", "float32"),
+        ("masks", model.MASK_PREFIX, "mask", "bool"),
+    ):
+        if f.get(group, getclass=True) is not h5py.Group:
+            continue
+        for name in f[group]:
+            source = _frames(path, f, f"{group}/{name}", data.shape)
+            channels.append(
+                ChannelInfo(prefix + name, f"{group}/{name}", "", name, source, (), role, dtype)
+            )
+
+    acquisition = provenance.get("acquisition")
+    return Recording(
+        path=str(path),
+        format=FORMAT.name,
+        format_version="playNano 0.5.0 layout",
+        size_bytes=size,
+        channels=tuple(channels),
+        pixel_size_x_nm=float(attrs.get("pixel_size_nm", pixel)),
+        pixel_size_y_nm=float(attrs.get("pixel_size_y_nm", pixel)),
+        time_s=time_s,
+        frame_coords=frame_coords,
+        acquisition=acquisition if isinstance(acquisition, dict) else {},
+        default_channel=channel,
+        attrs=attrs,
+        x_nm=x_nm,
+        y_nm=y_nm,
+    )

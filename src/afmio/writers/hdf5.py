@@ -1,14 +1,271 @@
-"""Placeholder, being written: see issue 4."""
+"""HDF5 bundles in playNano 0.5.0's layout, streamed chunk by chunk.
+
+Layout (what ``playnano.io.export_data.save_h5_bundle`` writes and ``load_h5_bundle``
+reads)::
+
+    /data                     float32 (n, H, W), the current data
+    /processed/<step>         float32 (n, H, W), one per processed layer
+    /masks/<name>             bool (n, H, W), one per mask
+    /timestamps               float64 (n,)
+    /frame_metadata_json      UTF-8 JSON, a fixed-length byte-string scalar (np.bytes_)
+    /provenance_json          same
+    /state_backups_json       same, only when the content has state backups
+    attrs: pixel_size_nm (float), channel (str)
+
+Every frame array is chunked by whole frames (about 1 MiB per chunk, so that one frame
+reads cheaply) and compressed with gzip (h5py's level 4, what playNano writes), lzf, or
+not at all. h5py runs HDF5's filters on one core under its global lock, so compressed
+chunks are encoded here instead, in a thread pool (zlib and h5py's own LZF code, called
+through ctypes, release the GIL), and stored in order with ``write_direct_chunk``. The
+bytes and filter masks are those HDF5's filter pipeline would write for the dataset's
+creation properties: edge chunks are padded with the fill value (0), and a chunk that LZF
+cannot shrink is stored raw with the optional filter marked as skipped, as HDF5 does.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import io
+import os
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from ._common import BundleContent, Progress
+import dask.array as da
+import h5py
+import numpy as np
+
+from ._common import AtomicTarget, BundleContent, Progress, iter_chunks
+
+#: Values of ``compression=``: gzip (deflate) is what playNano reads; lzf is fast.
+COMPRESSIONS = ("gzip", "lzf", None)
+#: Target bytes per HDF5 chunk: HDF5's default chunk cache, so a chunk read for one
+#: frame is kept for the next, and enough chunks per dask block to share between cores.
+CHUNK_BYTES = 2**20
+#: What h5py uses for ``compression="gzip"`` without ``compression_opts``.
+GZIP_LEVEL = 4
+
+#: ``encode(chunk) -> (stored bytes, filter mask)`` for one whole chunk.
+Encoder = Callable[[np.ndarray], tuple[bytes | np.ndarray, int]]
 
 
 def write(
-    path: Path, content: BundleContent, *, overwrite: bool = False, progress: Progress | None = None
+    path: Path,
+    content: BundleContent,
+    *,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    compression: str | None = "gzip",
 ) -> Path:
-    """Not implemented yet."""
-    raise NotImplementedError
+    """Write ``content`` as an HDF5 bundle at ``path``, atomically.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        Target file.
+    content : BundleContent
+        What to store; its arrays are computed one dask chunk per core at a time.
+    overwrite : bool
+        Replace an existing target.
+    progress : callable, optional
+        ``progress(frames_done, frames_total)`` after each stored chunk; frames of the
+        data, every layer and every mask count, so the total is ``n_frames`` times the
+        number of arrays.
+    compression : {"gzip", "lzf", None}
+        Chunk compression.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"compression must be one of {COMPRESSIONS}, not {compression!r}")
+    path = Path(path)
+    arrays = list(content.arrays())
+    total = content.n_frames * len(arrays)
+    done = 0
+    with AtomicTarget(path, overwrite) as tmp, h5py.File(tmp, "w") as f:
+        _write_metadata(f, content)
+        groups = {
+            "layer": f.create_group("processed", track_order=True),
+            "mask": f.create_group("masks", track_order=True),
+        }
+        workers = os.cpu_count() or 1
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="afmio-h5")
+        try:
+            for kind, name, arr in arrays:
+                dtype = np.dtype(bool) if kind == "mask" else np.dtype("<f4")
+                ds = _create(groups.get(kind, f), name, arr.shape, dtype, compression)
+                for frames in _stream(ds, arr, _encoder(ds, compression), pool):
+                    done += frames
+                    if progress is not None:
+                        progress(done, total)
+        finally:
+            # On an error or interruption, drop queued chunks instead of encoding them.
+            pool.shutdown(wait=True, cancel_futures=True)
+    return path
+
+
+def _write_metadata(f: h5py.File, content: BundleContent) -> None:
+    f.create_dataset("timestamps", data=np.asarray(content.timestamps, dtype=np.float64))
+    keys = ["frame_metadata_json", "provenance_json"]
+    if content.state_backups is not None:
+        keys.append("state_backups_json")
+    for key in keys:
+        # A byte-string scalar, as playNano stores it: it reads it as [()].decode("utf-8").
+        f.create_dataset(key, data=np.bytes_(content.json(key).encode("utf-8")))
+    f.attrs["pixel_size_nm"] = float(content.pixel_size_nm)
+    f.attrs["channel"] = content.channel
+
+
+def _create(
+    parent: h5py.Group,
+    name: str,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    compression: str | None,
+) -> h5py.Dataset:
+    """An empty dataset chunked by whole frames (contiguous if it holds no values)."""
+    if 0 in shape:  # HDF5 chunks cannot have a zero dimension
+        return parent.create_dataset(name, shape=shape, dtype=dtype)
+    frame_bytes = int(np.prod(shape[1:])) * dtype.itemsize
+    per_chunk = max(1, min(shape[0], CHUNK_BYTES // frame_bytes))
+    return parent.create_dataset(
+        name, shape=shape, dtype=dtype, chunks=(per_chunk, *shape[1:]), compression=compression
+    )
+
+
+def _stream(
+    ds: h5py.Dataset, arr: da.Array, encode: Encoder | None, pool: ThreadPoolExecutor
+) -> Iterator[int]:
+    """Store ``arr`` in ``ds`` chunk by chunk, in order; yield the frames stored each time.
+
+    Chunks are encoded in ``pool`` while the next dask blocks are computed. Chunks
+    waiting to be encoded hold at most about one dask block of frames beyond the block
+    just computed, which bounds memory whatever the video's length.
+    """
+    if ds.chunks is None:  # an empty array: nothing to store
+        return
+    if encode is None:
+        # Uncompressed: HDF5 copies the frames straight to the file, at disk speed.
+        for first, block in iter_chunks(arr):
+            ds[first : first + len(block)] = block
+            yield len(block)
+        return
+    n, per_chunk = arr.shape[0], ds.chunks[0]
+    limit = max(arr.chunks[0]) * int(np.prod(arr.shape[1:])) * ds.dtype.itemsize
+    queue: deque[tuple[int, Future[tuple[bytes | np.ndarray, int]], int]] = deque()
+    pending = 0
+
+    def store(keep: int) -> Iterator[int]:
+        """Write finished chunks in order, waiting while more than ``keep`` bytes wait."""
+        nonlocal pending
+        while queue and (pending > keep or queue[0][1].done()):
+            index, future, size = queue.popleft()
+            data, mask = future.result()
+            ds.id.write_direct_chunk((index * per_chunk, 0, 0), data, mask)
+            pending -= size
+            yield min(per_chunk, n - index * per_chunk)
+
+    chunker = _Chunker(per_chunk, n, ds.dtype)
+    for first, block in iter_chunks(arr):
+        for index, chunk in chunker.feed(first, block):
+            queue.append((index, pool.submit(encode, chunk), chunk.nbytes))
+            pending += chunk.nbytes
+        yield from store(limit)
+    yield from store(0)
+
+
+class _Chunker:
+    """Cut consecutive dask blocks into whole HDF5 chunks of ``per_chunk`` frames.
+
+    Dask blocks need not start or end on chunk boundaries: a chunk that spans blocks is
+    gathered in a zero-filled buffer, whose zeros also pad the last, partial chunk to the
+    full chunk shape, as HDF5 stores edge chunks.
+    """
+
+    def __init__(self, per_chunk: int, n_frames: int, dtype: np.dtype) -> None:
+        self.per_chunk = per_chunk
+        self.n_frames = n_frames
+        self.dtype = dtype
+        self.partial: np.ndarray | None = None
+
+    def feed(self, first: int, block: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """``(chunk index, frames)`` for each chunk completed by ``block`` (frames
+        ``first`` onwards)."""
+        pos = 0
+        while pos < len(block):
+            index, offset = divmod(first + pos, self.per_chunk)
+            take = min(self.per_chunk - offset, len(block) - pos)
+            if offset == 0 and take == self.per_chunk:
+                yield index, block[pos : pos + take]  # a view: no copy
+            else:
+                if offset == 0:
+                    shape = (self.per_chunk, *block.shape[1:])
+                    self.partial = np.zeros(shape, dtype=self.dtype)
+                self.partial[offset : offset + take] = block[pos : pos + take]
+                if offset + take == self.per_chunk or first + pos + take == self.n_frames:
+                    yield index, self.partial
+                    self.partial = None
+            pos += take
+
+
+def _encoder(ds: h5py.Dataset, compression: str | None) -> Encoder | None:
+    """The function turning one chunk into what HDF5 stores for ``ds``'s filters."""
+    if compression is None:
+        return None
+    dtype = ds.dtype
+    if compression == "gzip":
+
+        def gzip(chunk: np.ndarray) -> tuple[bytes, int]:
+            # HDF5's deflate filter is zlib's compress2: a zlib stream at the given level.
+            return zlib.compress(np.ascontiguousarray(chunk, dtype=dtype), GZIP_LEVEL), 0
+
+        return gzip
+    compress = _lzf_compress()
+    if compress is None:
+        return _h5py_encoder(ds, compression)
+
+    def lzf(chunk: np.ndarray) -> tuple[np.ndarray, int]:
+        raw = np.ascontiguousarray(chunk, dtype=dtype)
+        out = np.empty(raw.nbytes, dtype=np.uint8)
+        # h5py's LZF filter offers an output buffer as long as the input; when the
+        # result does not fit, the optional filter is skipped: raw bytes, mask bit 0 set.
+        size = compress(raw.ctypes.data, raw.nbytes, out.ctypes.data, out.nbytes)
+        return (out[:size], 0) if size else (raw, 1)
+
+    return lzf
+
+
+def _lzf_compress() -> Callable[..., int] | None:
+    """``lzf_compress(in, in_len, out, out_len)`` from h5py's own LZF code, or None.
+
+    h5py compiles liblzf into its ``h5z`` extension; ctypes calls release the GIL, so
+    chunks compress in parallel, with exactly the code HDF5 would run through h5py.
+    """
+    try:
+        func = ctypes.CDLL(h5py.h5z.__file__).lzf_compress
+    except (OSError, AttributeError):
+        return None
+    func.restype = ctypes.c_uint
+    func.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_void_p, ctypes.c_uint]
+    return func
+
+
+def _h5py_encoder(ds: h5py.Dataset, compression: str) -> Encoder:
+    """Encode each chunk by letting HDF5 write it to a file in memory (serially, under
+    h5py's lock): the fallback for an h5py whose LZF code cannot be called directly."""
+    chunks, dtype = ds.chunks, ds.dtype
+
+    def encode(chunk: np.ndarray) -> tuple[bytes, int]:
+        with h5py.File(io.BytesIO(), "w") as f:
+            one = f.create_dataset(
+                "c", data=chunk, dtype=dtype, chunks=chunks, compression=compression
+            )
+            mask, data = one.id.read_direct_chunk((0,) * len(chunks))
+        return data, mask
+
+    return encode
