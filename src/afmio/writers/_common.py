@@ -155,6 +155,8 @@ class AtomicTarget:
         if exc_type is not None:
             _remove(self.tmp)
             return
+        # Data on disk before the name: after a crash the target is whole or absent.
+        _flush(self.tmp)
         if self.tmp.is_dir() and self.path.exists():
             # os.replace cannot put a folder over an existing one: move the old one aside.
             old = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.afmio-old")
@@ -163,6 +165,17 @@ class AtomicTarget:
             _remove(old)
         else:
             os.replace(self.tmp, self.path)
+
+
+def _flush(path: Path) -> None:
+    """fsync a written file, or every file of a written folder (a Zarr store)."""
+    for file in path.rglob("*") if path.is_dir() else (path,):
+        if file.is_file():
+            fd = os.open(file, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 def _remove(path: Path) -> None:
