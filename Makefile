@@ -39,6 +39,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_asd.py
 	$(BIN)/python benchmarks/bench_h5jpk.py
 	$(BIN)/python benchmarks/bench_jpk.py
+	$(BIN)/python benchmarks/bench_export.py
 
 clean:
 	rm -rf $(VENV) afmio-demo .pytest_cache .ruff_cache
