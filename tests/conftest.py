@@ -4,10 +4,13 @@ tests that leave files open."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import tracemalloc
 from pathlib import Path
 
+import cloudpickle
 import numpy as np
 import psutil
 import pytest
@@ -82,3 +85,21 @@ def fails_cleanly(path, error, match, max_bytes: int = 4 * 2**20):
     assert elapsed < 1.0
     assert peak < max_bytes
     return info.value
+
+
+def compute_in_another_process(lazy) -> np.ndarray:
+    """Pickle a lazy array with cloudpickle, compute it in a fresh Python, return the result."""
+    code = (
+        "import sys, cloudpickle, numpy as np\n"
+        "obj = cloudpickle.loads(sys.stdin.buffer.read())\n"
+        "out = np.asarray(obj.compute(scheduler='threads'))\n"
+        "sys.stdout.buffer.write(out.dtype.str.encode().ljust(8) + out.tobytes())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        input=cloudpickle.dumps(lazy),
+        capture_output=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    return np.frombuffer(out[8:], dtype=out[:8].decode().strip())

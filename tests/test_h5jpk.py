@@ -6,11 +6,8 @@ import dataclasses
 import json
 import os
 import pickle
-import subprocess
-import sys
 import warnings
 
-import cloudpickle
 import h5py
 import numpy as np
 import psutil
@@ -21,7 +18,7 @@ from afmio.errors import AfmIOWarning
 from afmio.readers import h5jpk
 from afmio.synthetic.h5jpk import DEFAULT_SCALING, write_h5jpk
 
-from conftest import bytes_read, fails_cleanly
+from conftest import bytes_read, compute_in_another_process, fails_cleanly
 
 REAL = "afmreader_sample_0.h5-jpk"
 M = "Measurement_000"
@@ -674,14 +671,5 @@ def test_open_reads_metadata_only_and_a_frame_reads_about_one_chunk(big_h5jpk):
 def test_graph_pickles_and_computes_in_another_process(big_h5jpk):
     video = afmio.open(big_h5jpk, chunks=50)[::40]
     expected = video.mean(("y", "x")).values
-    payload = cloudpickle.dumps(video.mean(("y", "x")))
-    code = (
-        "import sys, cloudpickle, numpy as np\n"
-        "obj = cloudpickle.loads(sys.stdin.buffer.read())\n"
-        "sys.stdout.buffer.write(np.asarray(obj.compute(scheduler='threads')).tobytes())\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], input=payload, capture_output=True, check=True, timeout=120
-    ).stdout
-    np.testing.assert_array_equal(np.frombuffer(out, dtype=expected.dtype), expected)
+    np.testing.assert_array_equal(compute_in_another_process(video.mean(("y", "x"))), expected)
     assert len(expected) == 10

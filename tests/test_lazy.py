@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import os
 import struct
-import subprocess
-import sys
 
-import cloudpickle
 import numpy as np
 import psutil
 import pytest
 
 import afmio
 
-from conftest import bytes_read, random_levels
+from conftest import bytes_read, compute_in_another_process, random_levels
 
 GIB = 2**30
 
@@ -109,16 +106,7 @@ def test_graph_pickles_and_computes_in_another_process(make_asd):
     path = make_asd(channels={"TP": random_levels(6, 5, 7)})
     video = afmio.open(path, chunks=2)
     expected = video.mean(("y", "x")).values
-    payload = cloudpickle.dumps(video.mean(("y", "x")))
-    code = (
-        "import sys, cloudpickle, numpy as np\n"
-        "obj = cloudpickle.loads(sys.stdin.buffer.read())\n"
-        "sys.stdout.buffer.write(np.asarray(obj.compute(scheduler='threads')).tobytes())\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], input=payload, capture_output=True, check=True, timeout=120
-    ).stdout
-    np.testing.assert_array_equal(np.frombuffer(out, dtype=expected.dtype), expected)
+    np.testing.assert_array_equal(compute_in_another_process(video.mean(("y", "x"))), expected)
 
 
 def test_computes_on_a_distributed_cluster_of_processes(make_asd):

@@ -26,11 +26,11 @@ import numpy as np
 
 from .. import model
 from ..errors import AfmIOError, AfmOSError, CorruptFileError
+from ._hdf5 import HDF5_SIGNATURE, read_hdf5
 from .base import ChannelInfo, FormatInfo, Recording
 
 FORMAT = FormatInfo("h5-bundle", "HDF5 bundle (afmio and playNano)", (".h5", ".hdf5"))
 
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 #: Root datasets that tell a bundle from other HDF5 files.
 _KEYS = ("data", "timestamps", "frame_metadata_json", "provenance_json")
 
@@ -113,31 +113,7 @@ def sniff(path: Path, head: bytes) -> bool:
 def read(path: str | os.PathLike[str]) -> Recording:
     """Parse a bundle's metadata; frame data is not read."""
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            head = fh.read(len(HDF5_SIGNATURE))
-    except OSError as exc:
-        raise AfmOSError(path, f"cannot be read: {exc.strerror or exc}") from exc
-    if size == 0:
-        raise CorruptFileError(path, "file is empty (0 bytes)")
-    if head != HDF5_SIGNATURE:
-        raise CorruptFileError(
-            path, "is not an HDF5 file (no HDF5 signature at its start), so not an HDF5 bundle"
-        )
-    try:
-        with h5py.File(path, "r") as f:
-            return _read_open(path, size, f)
-    except AfmIOError:
-        raise
-    except (FileNotFoundError, PermissionError) as exc:
-        raise AfmOSError(path, f"cannot be opened: {exc.strerror or exc}") from exc
-    except OSError as exc:
-        raise CorruptFileError(
-            path, f"HDF5 file is truncated or damaged; h5py cannot read it: {exc}"
-        ) from exc
-    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
-        raise CorruptFileError(path, f"damaged HDF5 structure: {exc}") from exc
+    return read_hdf5(path, _read_open, "an HDF5 bundle")
 
 
 def _frames(path: Path, f: h5py.File, name: str, shape: tuple[int, ...] | None) -> H5DatasetFrames:

@@ -47,11 +47,11 @@ import h5py
 import numpy as np
 
 from ..errors import AfmIOError, AfmIOWarning, AfmOSError, CorruptFileError, UnsupportedFormatError
+from ._hdf5 import HDF5_SIGNATURE, read_hdf5
 from .base import ChannelInfo, FormatInfo, Recording
 
 FORMAT = FormatInfo("h5-jpk", "JPK NanoRacer HDF5 video", (".h5-jpk",))
 
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 _LENGTH_TO_NM = {"m": 1e9, "mm": 1e6, "µm": 1e3, "μm": 1e3, "um": 1e3, "nm": 1.0, "pm": 1e-3}
 _GRID = "position-pattern.grid."
@@ -187,31 +187,7 @@ def sniff(path: Path, head: bytes) -> bool:
 def read(path: str | os.PathLike[str]) -> Recording:
     """Parse the metadata of a JPK HDF5 video; frame data is not read."""
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            head = fh.read(len(HDF5_SIGNATURE))
-    except OSError as exc:
-        raise AfmOSError(path, f"cannot be read: {exc.strerror or exc}") from exc
-    if size == 0:
-        raise CorruptFileError(path, "file is empty (0 bytes)")
-    if head != HDF5_SIGNATURE:
-        raise CorruptFileError(
-            path, "is not an HDF5 file (no HDF5 signature at its start), so not a JPK .h5-jpk"
-        )
-    try:
-        with h5py.File(path, "r") as f:
-            return _read_open(path, size, f)
-    except AfmIOError:
-        raise
-    except (FileNotFoundError, PermissionError) as exc:
-        raise AfmOSError(path, f"cannot be opened: {exc.strerror or exc}") from exc
-    except OSError as exc:
-        raise CorruptFileError(
-            path, f"HDF5 file is truncated or damaged; h5py cannot read it: {exc}"
-        ) from exc
-    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
-        raise CorruptFileError(path, f"damaged HDF5 structure: {exc}") from exc
+    return read_hdf5(path, _read_open, "a JPK .h5-jpk")
 
 
 # --- attribute helpers ---------------------------------------------------------------------
