@@ -142,3 +142,13 @@ def test_accessor_exports(processed, video, tmp_path):
     assert video.afm.to_ome_tiff(tmp_path / "c").name == "c.ome.tif"
     assert video.afm.to_zarr(tmp_path / "d").name == "d.zarr"
     assert video.afm.to_npz(tmp_path / "e").name == "e.npz"
+
+
+def test_accessor_progress_true_draws_a_bar_and_callables_pass_through(video, tmp_path, capsys):
+    video.afm.to_npz(tmp_path / "bar", progress=True)
+    err = capsys.readouterr().err
+    assert "save_npz_bundle" in err
+    assert f"{video.sizes['time']}/{video.sizes['time']}" in err
+    seen = []
+    video.afm.to_npz(tmp_path / "cb", progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (video.sizes["time"], video.sizes["time"])

@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from .model import LAYER_PREFIX, MASK_PREFIX, layer_attrs, mask_attrs
+from .progressbar import progress_callback
 
 
 def _fmt_bytes(n: float) -> str:
@@ -31,39 +32,47 @@ def _fmt_num(x: float) -> str:
 
 
 class _Exports:
-    """Export methods shared by both accessors (see :mod:`afmio.export`)."""
+    """Export methods shared by both accessors (see :mod:`afmio.export`).
+
+    Each takes the keyword arguments of the function it names; ``progress=True`` draws a
+    progress bar (a widget in Jupyter), and a callable receives ``(frames_done, total)``.
+    """
 
     _obj: xr.DataArray | xr.Dataset
+
+    def _run(self, func: Any, *args: Any, progress: Any = None, **kwargs: Any) -> Any:
+        with progress_callback(progress, desc=func.__name__) as callback:
+            return func(*args, progress=callback, **kwargs)
 
     def to_h5(self, path: str, raw: bool = False, **kwargs: Any) -> Any:
         """Write an HDF5 bundle; see :func:`afmio.save_h5_bundle`."""
         from .export import save_h5_bundle
 
-        return save_h5_bundle(path, self._obj, raw, **kwargs)
+        return self._run(save_h5_bundle, path, self._obj, raw, **kwargs)
 
     def to_npz(self, path: str, raw: bool = False, **kwargs: Any) -> Any:
         """Write an NPZ bundle; see :func:`afmio.save_npz_bundle`."""
         from .export import save_npz_bundle
 
-        return save_npz_bundle(path, self._obj, raw, **kwargs)
+        return self._run(save_npz_bundle, path, self._obj, raw, **kwargs)
 
     def to_ome_tiff(self, path: str, raw: bool = False, **kwargs: Any) -> Any:
         """Write an OME-TIFF stack; see :func:`afmio.save_ome_tiff_stack`."""
         from .export import save_ome_tiff_stack
 
-        return save_ome_tiff_stack(path, self._obj, raw, **kwargs)
+        return self._run(save_ome_tiff_stack, path, self._obj, raw, **kwargs)
 
     def to_zarr(self, path: str, raw: bool = False, **kwargs: Any) -> Any:
         """Write a Zarr store; see :func:`afmio.save_zarr`."""
         from .export import save_zarr
 
-        return save_zarr(path, self._obj, raw, **kwargs)
+        return self._run(save_zarr, path, self._obj, raw, **kwargs)
 
     def export(self, output_folder: str, base_name: str | None = None, **kwargs: Any) -> Any:
         """Write several formats at once; see :func:`afmio.export_bundles`."""
         from .export import export_bundles
 
-        return export_bundles(self._obj, output_folder, base_name, **kwargs)
+        return self._run(export_bundles, self._obj, output_folder, base_name, **kwargs)
 
 
 @xr.register_dataset_accessor("afm")
