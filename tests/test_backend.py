@@ -327,3 +327,19 @@ def test_file_objects_are_refused_clearly(two_channel):
         pytest.raises(TypeError, match="opens files and folders by path"),
     ):
         xr.open_dataset(f, engine="afmio")
+
+
+def test_open_mfdataset_computes_on_a_distributed_cluster_of_processes(make_asd):
+    distributed = pytest.importorskip("distributed")
+    a = make_asd("a.asd", {"TP": random_levels(6, 16, 16, seed=1)})
+    b = make_asd("b.asd", {"TP": random_levels(5, 16, 16, seed=2)})
+    expected = np.concatenate([afmio.open(p).max(("y", "x")).values for p in (a, b)])
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+        xr.open_mfdataset([a, b], engine="afmio", combine="nested", concat_dim="time") as ds,
+    ):
+        result = client.compute(ds.height_trace.max(("y", "x")).data).result()
+    np.testing.assert_array_equal(result, expected)
