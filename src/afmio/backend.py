@@ -54,8 +54,8 @@ class FrameArray(BackendArray):
         return out[(..., *key[1:])]
 
     def _read_frames(self, frames: np.ndarray) -> np.ndarray:
-        """Frames ``frames`` (increasing), one read per run of consecutive frames, so a
-        sparse selection such as ``[::100]`` does not read the frames between."""
+        """Frames ``frames`` (xarray hands them sorted), one read per run of consecutive
+        frames, so a sparse selection such as ``[::100]`` skips the frames between."""
         runs = np.split(frames, np.flatnonzero(np.diff(frames) != 1) + 1)
         if len(runs) == 1:
             lo = int(frames[0]) if frames.size else 0
