@@ -17,17 +17,21 @@ current data. ``encoding["source"]`` is the path the object was opened from.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
 from .errors import ChannelNotFoundError, TruncatedFileWarning
-from .lazy import DIMS, to_dask
+from .lazy import DIMS, FrameSource, to_dask
 
 if TYPE_CHECKING:  # types only: importing the readers package here would be circular
     from .readers.base import ChannelInfo, Recording
+
+#: Wraps frames ``0..n-1`` of a frame source as a lazy array of a dtype: ``(source, dtype,
+#: n) -> array``. Dask by default; the xarray engine (afmio.backend) passes its own.
+FrameWrapper = Callable[[FrameSource, np.dtype, int], Any]
 
 _COORD_ATTRS = {
     "time": {"units": "s", "long_name": "time since the first frame"},
@@ -146,10 +150,18 @@ def _emit(items) -> None:
         warnings.warn(w, stacklevel=4)
 
 
-def _variable(rec: Recording, ch: ChannelInfo, n: int, dtype: np.dtype, chunks) -> xr.Variable:
-    data = to_dask(ch.frames, np.dtype(ch.dtype or dtype), chunks)
-    if data.shape[0] != n:
-        data = data[:n]
+def _dask_wrapper(chunks: int | Mapping[Any, Any] | None) -> FrameWrapper:
+    def wrap(source: FrameSource, dtype: np.dtype, n: int) -> Any:
+        data = to_dask(source, dtype, chunks)
+        return data if data.shape[0] == n else data[:n]
+
+    return wrap
+
+
+def _variable(
+    rec: Recording, ch: ChannelInfo, n: int, dtype: np.dtype, wrap: FrameWrapper
+) -> xr.Variable:
+    data = wrap(ch.frames, np.dtype(ch.dtype or dtype), n)
     return xr.Variable(DIMS, data, attrs=_role_attrs(rec, ch))
 
 
@@ -164,7 +176,7 @@ def build_dataarray(
     _emit(rec.warnings)
     _emit(ch.warnings)
     n, ny, nx = ch.frames.shape
-    var = _variable(rec, ch, n, dtype, chunks)
+    var = _variable(rec, ch, n, dtype, _dask_wrapper(chunks))
     if rec.attrs is not None and ch is default_channel(rec):
         attrs = dict(rec.attrs)
     else:
@@ -178,8 +190,14 @@ def build_dataset(
     rec: Recording,
     dtype: np.dtype,
     chunks: int | Mapping[Any, Any] | None,
+    *,
+    wrap: FrameWrapper | None = None,
 ) -> xr.Dataset:
-    """A lazy Dataset with every channel of ``rec`` as a variable sharing the coords."""
+    """A lazy Dataset with every channel of ``rec`` as a variable sharing the coords.
+
+    Variables are dask arrays chunked by ``chunks``, unless ``wrap`` is given: then each
+    variable's data is ``wrap(frames, dtype, n_frames)`` and ``chunks`` is not used.
+    """
     _emit(rec.warnings)
     counts = [ch.frames.shape[0] for ch in rec.channels]
     n = min(counts)
@@ -193,9 +211,10 @@ def build_dataset(
         )
     variables = {}
     current = default_channel(rec)
+    wrap = wrap or _dask_wrapper(chunks)
     for ch in rec.channels:
         _emit(ch.warnings)
-        variables[ch.name] = _variable(rec, ch, n, dtype, chunks)
+        variables[ch.name] = _variable(rec, ch, n, dtype, wrap)
     if rec.attrs is not None:
         variables[current.name].attrs = {k: rec.attrs[k] for k in CHANNEL_ATTRS if k in rec.attrs}
     _, ny, nx = rec.channels[0].frames.shape
