@@ -100,7 +100,8 @@ def export_gif(
     """Write ``<output_folder>/<output_name>[_filtered].gif`` of a video opened by afmio.
 
     Nothing is done when ``make_gif`` is False. ``output_folder`` defaults to ``output``,
-    ``output_name`` to the source file's stem, ``scale_bar_nm`` to 100 nm; ``_filtered``
+    ``output_name`` to the source file's stem, ``scale_bar_nm`` to a round length about a
+    fifth of the frame width (playNano's fixed 100 nm spans a whole 100 nm scan); ``_filtered``
     is added when processed layers other than ``raw`` exist and ``raw`` is False (see
     :func:`afmio.export.export_stem`). Frames are shown for their real durations.
 
@@ -118,7 +119,7 @@ def export_gif(
         cmap=cmap_name,
         zmin=zmin,
         zmax=zmax,
-        scale_bar_nm=100 if scale_bar_nm is None else scale_bar_nm,
+        scale_bar_nm=scale_bar_nm,
         draw_ts=draw_ts,
         draw_scale=draw_scale,
         raw=raw,
