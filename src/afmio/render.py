@@ -304,8 +304,12 @@ class FrameRenderer:
         overlay = np.zeros((self.height, self.width), dtype=np.uint8)
         overlay[top - s : bottom + s, left - s : right + s] = OUTLINE
         overlay[top:bottom, left:right] = TEXT  # exactly ``length`` px wide
-        label_at = ((left + right) / 2, top - s - max(1, self.margin // 3))
-        self._stamp(overlay, label_at, length_label(bar_nm), "md")
+        # The label is centred over the bar, or ends where it ends if wider: never
+        # closer to the frame's edge than the bar.
+        label = length_label(bar_nm)
+        half = (self.font.getlength(label) + 2 * s) / 2
+        label_at = (min((left + right) / 2, right - half), top - s - max(1, self.margin // 3))
+        self._stamp(overlay, label_at, label, "md")
         self._overlay = overlay
         self._overlay_mask = overlay != 0
 
