@@ -338,6 +338,9 @@ def test_progress_reports_every_frame(tmp_path):
     v = video(np.zeros((5, 16, 16)))
     v.afm.to_gif(tmp_path / "p.gif", progress=lambda d, t: calls.append((d, t)))
     assert calls == [(k, 5) for k in range(1, 6)]
+    # progress=True draws a bar (tqdm) and the export is the same.
+    bar = v.afm.to_gif(tmp_path / "bar.gif", progress=True)
+    assert bar.read_bytes() == (tmp_path / "p.gif").read_bytes()
 
 
 def test_memory_stays_bounded_on_a_long_video(tmp_path):
@@ -411,6 +414,13 @@ def test_seed_create_gif_replaces_and_labels_frames_by_index(tmp_path):
     assert durations == [500, 500]
     assert bar_rows(frames[0])[1].size == 100 / 10 * 32  # the default 100 nm bar
     assert not np.array_equal(frames[0], frames[1])  # "frame 0", "frame 1"
+
+
+def test_seed_create_gif_refuses_a_bad_duration(tmp_path):
+    with pytest.raises(ValueError, match="duration"):
+        create_gif_with_scale_and_timestamp(
+            np.zeros((2, 8, 8)), 1.0, output_path=tmp_path / "d", duration=0
+        )
 
 
 def test_seed_export_gif_names_the_file_like_the_seed(make_asd, tmp_path):

@@ -55,6 +55,8 @@ def create_gif_with_scale_and_timestamp(
     pathlib.Path
         The file written.
     """
+    if not duration > 0:
+        raise ValueError(f"duration must be a positive number of seconds, not {duration!r}")
     data = image_stack.data if isinstance(image_stack, xr.DataArray) else image_stack
     n = data.shape[0]
     if timestamps is None:
