@@ -123,16 +123,10 @@ def levels_from_stats(
     _check_level("zmax", zmax)
     if zmin is None and zmax is None:
         return None
-    picks = {"zmin": (zmin, "low", "min"), "zmax": (zmax, "high", "max")}
-    out = []
-    for z, auto, extreme in picks.values():
-        if z == "auto":
-            out.append(stats[auto])
-        elif z is None:
-            out.append(stats[extreme])
-        else:
-            out.append(float(z))
-    low, high = out
+    low, high = (
+        stats[auto] if z == "auto" else stats[extreme] if z is None else float(z)
+        for z, auto, extreme in ((zmin, "low", "min"), (zmax, "high", "max"))
+    )
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError("cannot derive zmin/zmax: the data has no finite values")
     if low >= high:
