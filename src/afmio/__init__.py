@@ -17,6 +17,8 @@ from .errors import (
 )
 from .export import (
     export_bundles,
+    export_gif,
+    export_mp4,
     load_h5_bundle,
     load_npz_bundle,
     load_ome_tiff_stack,
@@ -45,6 +47,8 @@ __all__ = [
     "__version__",
     "channels",
     "export_bundles",
+    "export_gif",
+    "export_mp4",
     "formats",
     "load_afm_stack",
     "load_h5_bundle",

@@ -68,6 +68,18 @@ class _Exports:
 
         return self._run(save_zarr, path, self._obj, raw, **kwargs)
 
+    def to_gif(self, path: str, **kwargs: Any) -> Any:
+        """Write an annotated animated GIF; see :func:`afmio.export_gif`."""
+        from .export import export_gif
+
+        return self._run(export_gif, self._obj, path, **kwargs)
+
+    def to_mp4(self, path: str, **kwargs: Any) -> Any:
+        """Write an annotated MP4 video; see :func:`afmio.export_mp4`."""
+        from .export import export_mp4
+
+        return self._run(export_mp4, self._obj, path, **kwargs)
+
     def export(self, output_folder: str, base_name: str | None = None, **kwargs: Any) -> Any:
         """Write several formats at once; see :func:`afmio.export_bundles`."""
         from .export import export_bundles
@@ -167,6 +179,27 @@ class AfmAccessor(_Exports):
     def frame(self, i: int) -> np.ndarray:
         """Frame ``i`` as a 2-D numpy array; reads only that frame from disk."""
         return np.asarray(self._obj.isel(time=i).values)
+
+    def plot(self, i: int = 0, ax: Any = None, cmap: str = "afmhot", **imshow_kw: Any) -> Any:
+        """Show frame ``i`` (axes in nm, colorbar in the data's units, its time as title).
+
+        Reads only that frame; ``imshow_kw`` go to ``Axes.imshow``. Returns the
+        matplotlib ``AxesImage``.
+        """
+        from .notebook import plot
+
+        return plot(self._obj, i, ax, cmap, **imshow_kw)
+
+    def play(
+        self, frames: Any = None, *, fps: float | None = None, max_frames: int = 100, **kwargs: Any
+    ) -> Any:
+        """An inline animation (GIF) of the video for a notebook; see
+        :func:`afmio.notebook.play`. At most ``max_frames`` frames, evenly spread, and
+        only those are read. ``kwargs`` are the drawing options of :func:`afmio.export_gif`.
+        """
+        from .notebook import play
+
+        return play(self._obj, frames, fps=fps, max_frames=max_frames, **kwargs)
 
     def summary(self) -> str:
         """A short human-readable description of the video."""

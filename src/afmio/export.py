@@ -1,4 +1,5 @@
-"""Exporting videos to bundles (HDF5, NPZ, OME-TIFF, Zarr) and loading them back.
+"""Exporting videos to bundles (HDF5, NPZ, OME-TIFF, Zarr) and loading them back, and
+rendering them as annotated GIF or MP4 animations.
 
 The HDF5, NPZ and OME-TIFF layouts are playNano's, so each tool reads the other's files.
 Every writer streams chunk by chunk, writes to a temporary file beside the target and
@@ -18,7 +19,7 @@ import xarray as xr
 from . import readers
 from .errors import UnsupportedFormatError
 from .model import LAYER_PREFIX
-from .writers import hdf5, npz, ometiff, zarr
+from .writers import gif, hdf5, mp4, npz, ometiff, zarr
 from .writers._common import Progress, bundle_content
 
 PathLike = str | os.PathLike[str]
@@ -178,6 +179,142 @@ def export_bundles(
         fmt: _save(fmt, folder / (stem + FORMATS[fmt][1]), obj, raw, overwrite, progress)
         for fmt in formats
     }
+
+
+def export_gif(
+    obj: xr.DataArray | xr.Dataset,
+    path: PathLike,
+    *,
+    cmap: str = "afmhot",
+    fps: float | None = None,
+    zmin: float | str | None = None,
+    zmax: float | str | None = None,
+    scale_bar_nm: float | None = None,
+    draw_ts: bool = True,
+    draw_scale: bool = True,
+    raw: bool = False,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Path:
+    """Write an animated GIF with a timestamp and a scale bar, streaming frame by frame.
+
+    Every frame becomes a GIF frame; frames smaller than 512 px are enlarged by a whole
+    factor so the annotations read well (see :mod:`afmio.render`).
+
+    Parameters
+    ----------
+    obj : xarray.DataArray or xarray.Dataset
+        A video opened by afmio (a Dataset exports its current data).
+    path : str or PathLike
+        Target; ``.gif`` is added unless the name ends with it.
+    cmap : str
+        Matplotlib colormap name.
+    fps : float, optional
+        Frames per second; by default each frame is shown for the real time to the next.
+    zmin, zmax : float, "auto" or None
+        Data values at the colormap's ends: a number, ``"auto"`` for the 1st / 99th
+        percentile of the whole video, or None for its min / max. One scale for the whole
+        video unless both are None: then each frame is scaled to its own range.
+    scale_bar_nm : float, optional
+        Scale bar length; by default a round length about a fifth of the frame width.
+    draw_ts, draw_scale : bool
+        Draw the time (top left) and the scale bar with its length (bottom right).
+    raw : bool
+        Export the ``raw`` processed layer instead of the current data.
+    overwrite : bool
+        Replace an existing target.
+    progress : callable, optional
+        Called as ``progress(frames_done, frames_total)``.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    ValueError
+        If ``zmin`` is not below ``zmax``, or an option is out of range.
+    afmio.AfmFileExistsError
+        If the target exists and ``overwrite`` is False.
+    """
+    return _render(
+        "gif",
+        obj,
+        path,
+        raw,
+        overwrite,
+        progress,
+        cmap=cmap,
+        fps=fps,
+        zmin=zmin,
+        zmax=zmax,
+        scale_bar_nm=scale_bar_nm,
+        draw_ts=draw_ts,
+        draw_scale=draw_scale,
+    )
+
+
+def export_mp4(
+    obj: xr.DataArray | xr.Dataset,
+    path: PathLike,
+    *,
+    cmap: str = "afmhot",
+    fps: float | None = None,
+    zmin: float | str | None = None,
+    zmax: float | str | None = None,
+    scale_bar_nm: float | None = None,
+    draw_ts: bool = True,
+    draw_scale: bool = True,
+    raw: bool = False,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Path:
+    """Write an H.264 MP4 video of the same frames as :func:`export_gif`.
+
+    Parameters are those of :func:`export_gif`; ``.mp4`` is added to the name. A video has
+    one frame rate: ``fps``, or by default one frame per median frame interval. Needs the
+    ``imageio-ffmpeg`` package (``pip install afmio[video]``).
+
+    Raises
+    ------
+    afmio.AfmIOError
+        If imageio-ffmpeg is not installed, or ffmpeg fails.
+    """
+    return _render(
+        "mp4",
+        obj,
+        path,
+        raw,
+        overwrite,
+        progress,
+        cmap=cmap,
+        fps=fps,
+        zmin=zmin,
+        zmax=zmax,
+        scale_bar_nm=scale_bar_nm,
+        draw_ts=draw_ts,
+        draw_scale=draw_scale,
+    )
+
+
+#: Rendered (annotated, for viewing) export formats: their function and suffix.
+RENDERED = {"gif": (export_gif, ".gif"), "mp4": (export_mp4, ".mp4")}
+
+_RENDER_WRITERS = {"gif": gif, "mp4": mp4}
+
+
+def _render(
+    fmt: str, obj: Any, path: PathLike, raw: bool, overwrite: bool, progress, **options
+) -> Path:
+    content = bundle_content(obj, raw)
+    return _RENDER_WRITERS[fmt].write(
+        _with_suffix(path, RENDERED[fmt][1]),
+        content,
+        overwrite=overwrite,
+        progress=progress,
+        **options,
+    )
 
 
 def _load(path: PathLike, fmt: str) -> xr.Dataset:
