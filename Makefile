@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,5 +41,14 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench_jpk.py
 	$(BIN)/python benchmarks/bench_export.py
 
+$(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	touch $@ $(VENV)/.installed
+
+# Builds the site into site/; --strict turns every warning (broken link, bad docstring) into
+# a failure. The example notebook is executed during the build.
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) afmio-demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) afmio-demo .pytest_cache .ruff_cache site
