@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from tqdm.auto import tqdm
-
 Progress = Callable[[int, int], None]
 
 
@@ -30,6 +28,10 @@ def progress_callback(
     if callable(progress):
         yield progress
         return
+    # Imported here, not at module level: tqdm.auto warns in a notebook without ipywidgets,
+    # which must not happen on ``import afmio``, only when a bar is asked for.
+    from tqdm.auto import tqdm
+
     bar = tqdm(desc=desc, unit=unit, total=None, leave=True, dynamic_ncols=True)
 
     def update(done: int, total: int) -> None:
