@@ -196,10 +196,7 @@ def _write(fmt: str, target: str, obj: Any, raw: bool, render: Mapping[str, Any]
             "zarr": export.save_zarr,
         }[fmt]
         return save(target, obj, raw, overwrite=True, progress=progress)
-    # GIF and MP4 come from afmio.export; imported here so that bundles work without them.
-    writer = getattr(export, f"export_{fmt}", None)
-    if writer is None:
-        raise UnsupportedFormatError(None, f"{fmt} export is not available in this afmio")
+    writer = getattr(export, f"export_{fmt}")  # export_gif, export_mp4
     return writer(obj, target, raw=raw, overwrite=True, progress=progress, **render)
 
 
@@ -228,7 +225,7 @@ def convert_one(
         try:
             obj = open_source(job.path, job.channel) if todo else None
         except AfmIOError as exc:
-            errors.append(_message(exc, job.path))
+            errors.append(error_line(exc, job.path))
             todo = []
         for fmt in todo:  # a format that fails does not stop the others
 
@@ -239,7 +236,7 @@ def convert_one(
             try:
                 _write(fmt, targets[fmt], obj, job.raw, render or {}, progress)
             except AfmIOError as exc:
-                errors.append(_message(exc, job.path))
+                errors.append(error_line(exc, job.path))
                 continue
             result.written.append(fmt)
     result.error = "; ".join(dict.fromkeys(errors)) or None
@@ -254,8 +251,8 @@ def convert_one(
     return result
 
 
-def _message(error: BaseException, path: str) -> str:
-    """One line naming the file: an afmio error's message, or any other's type and text."""
+def error_line(error: BaseException, path: str) -> str:
+    """One line naming ``path``: an afmio error's message, or any other's type and text."""
     if isinstance(error, AfmIOError):
         text = str(error) if error.path else f"{path}: {error}"
     else:  # unexpected: its type tells more than its text
@@ -265,7 +262,7 @@ def _message(error: BaseException, path: str) -> str:
 
 def _failed(job_or_index: Job | int, path: str, error: BaseException) -> Result:
     index = job_or_index.index if isinstance(job_or_index, Job) else job_or_index
-    text = _message(error, path)
+    text = error_line(error, path)
     targets = job_or_index.targets if isinstance(job_or_index, Job) else {}
     size = sum(output_size(t) for t in targets.values())
     return Result(index, path, "failed", dict(targets), size_bytes=size, error=text)
