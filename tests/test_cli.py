@@ -228,6 +228,7 @@ def test_cluster_options_without_distributed(make_asd, monkeypatch, capsys):
         (["--to", "h5,png"], "argument --to: cannot convert to 'png'; choose from h5, npz"),
         (["--to", "h5", "--workers", "0"], "argument --workers: expected a whole number >= 1"),
         (["--to", "gif", "--zmin", "low"], "argument --zmin: expected a number or 'auto'"),
+        (["--to", "gif", "--zmin", "2", "--zmax", "1"], "--zmin 2 must be below --zmax 1"),
         (["--to", "h5", "--workers", "2", "--scheduler", "tcp://x:1"], "not allowed with"),
     ],
 )

@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "info",
         help="show what files hold: format, channels, size, timing",
-        description="Show the format, channels, dims, pixel size, frame interval, duration "
+        description="Show the format, channels, dims, pixel size, frame interval, duration\n"
         "and size on disk of each file (or folder of one-frame files).",
         epilog=INFO_EXAMPLES,
         formatter_class=raw,
@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "convert",
         help="export files to HDF5, NPZ, OME-TIFF, Zarr, GIF or MP4",
-        description="Export videos to other formats, with progress bars and a summary "
+        description="Export videos to other formats, with progress bars and a summary\n"
         "table; in parallel on a dask cluster with --workers or --scheduler.",
         epilog=CONVERT_EXAMPLES,
         formatter_class=raw,
@@ -126,7 +126,9 @@ def _parser() -> argparse.ArgumentParser:
         "--channel",
         help="convert this channel only (default: the current data, with a bundle's layers)",
     )
-    p.add_argument("--out", type=Path, default=Path("."), help="output folder (default: .)")
+    p.add_argument(
+        "--out", type=Path, default=Path("."), metavar="DIR", help="output folder (default: .)"
+    )
     p.add_argument("--raw", action="store_true", help="export a bundle's raw layer")
     p.add_argument("--overwrite", action="store_true", help="write outputs that exist again")
     where = p.add_mutually_exclusive_group()
@@ -139,18 +141,30 @@ def _parser() -> argparse.ArgumentParser:
     gif = p.add_argument_group("GIF and MP4 options")
     gif.add_argument("--fps", type=float, help="frames per second (default: real timing)")
     gif.add_argument("--cmap", help="matplotlib colour map name (default: afmhot)")
-    gif.add_argument("--zmin", type=_level, help="lowest level: a number or 'auto'")
-    gif.add_argument("--zmax", type=_level, help="highest level: a number or 'auto'")
+    gif.add_argument(
+        "--zmin",
+        type=_level,
+        help="value at the colour map's bottom: a number, or 'auto' (1st percentile); "
+        "default: the minimum (of each frame when --zmax is not given either)",
+    )
+    gif.add_argument(
+        "--zmax",
+        type=_level,
+        help="value at the colour map's top: a number, or 'auto' (99th percentile); "
+        "default: the maximum (of each frame when --zmin is not given either)",
+    )
 
     p = sub.add_parser(
         "demo",
         help="write a synthetic example video, open it and export it",
-        description="Write a synthetic two-channel ASD video, open it lazily and export "
+        description="Write a synthetic two-channel ASD video, open it lazily and export\n"
         "it to every format.",
         epilog=DEMO_EXAMPLES,
         formatter_class=raw,
     )
-    p.add_argument("--out", type=Path, default=Path("afmio-demo"), help="output folder")
+    p.add_argument(
+        "--out", type=Path, default=Path("afmio-demo"), metavar="DIR", help="output folder"
+    )
     return parser
 
 
@@ -353,7 +367,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "convert":
+        levels = (args.zmin, args.zmax)
+        if all(isinstance(z, float) for z in levels) and args.zmin >= args.zmax:
+            parser.error(f"--zmin {args.zmin:g} must be below --zmax {args.zmax:g}")
     command = {"info": _info, "convert": _convert, "demo": _demo}[args.command]
     try:
         return command(args)
