@@ -311,3 +311,15 @@ def test_version_and_module_entry_point():
     out = subprocess.run([*run, "--help"], capture_output=True, text=True, check=True).stdout
     assert "examples:" in out
     assert {"info", "convert", "demo"} <= set(re.findall(r"^    (\w+)\s", out, re.M))
+
+
+def test_convert_reports_a_reader_warning_once(make_asd, tmp_path, capsys):
+    video = make_asd("cut.asd", {"TP": random_levels(4, 6, 8)})
+    with open(video, "r+b") as f:  # the last frame loses its end
+        f.truncate(video.stat().st_size - 20)
+    assert main(["convert", str(video), "--to", "npz", "--out", str(tmp_path / "o")]) == 0
+    captured = capsys.readouterr()
+    warned = [line for line in captured.err.splitlines() if "warning" in line.lower()]
+    assert len(warned) == 1
+    assert warned[0].startswith(f"afmio: warning: {video}")
+    assert afmio.open(tmp_path / "o" / "cut.npz").sizes["time"] == 3

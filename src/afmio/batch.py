@@ -150,7 +150,10 @@ def plan(
     """
     from .export import export_stem
 
-    obj = open_source(path, channel)
+    with warnings.catch_warnings():
+        # Reported once, by convert_one, when the frames are actually read.
+        warnings.simplefilter("ignore", AfmIOWarning)
+        obj = open_source(path, channel)
     base = None
     if channel is not None:
         base = f"{Path(path).stem}_{obj.attrs.get('channel', channel)}"
