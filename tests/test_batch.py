@@ -244,3 +244,15 @@ def test_batch_on_a_cluster_survives_a_killed_worker(tmp_path):
         assert sorted(r.written + r.kept) == sorted(formats)
         for target in r.targets.values():
             assert_same_values(target, video)
+
+
+def test_plan_gives_workers_absolute_paths(videos, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    job = batch.plan("v0.asd", ["h5", "tif"], "out", index=4)
+    assert job.path == "v0.asd"  # as given, for reports
+    assert job.source == str(tmp_path / "v0.asd")
+    assert job.targets == {
+        "h5": str(tmp_path / "out/v0.h5"),
+        "tif": str(tmp_path / "out/v0.ome.tif"),
+    }
+    assert (job.index, job.n_frames) == (4, 6)

@@ -50,10 +50,16 @@ EVENT_INTERVAL_S = 0.25
 
 @dataclass(frozen=True)
 class Job:
-    """One file to convert: where it is, what to read, and every output it should have."""
+    """One file to convert: where it is, what to read, and every output it should have.
+
+    ``path`` is as given (for reports); ``source`` and the targets are absolute, so that
+    workers started in another folder, or on another machine sharing the file system,
+    find them.
+    """
 
     index: int
     path: str
+    source: str
     targets: dict[str, str]  # format -> output path
     n_frames: int
     channel: str | None = None
@@ -159,8 +165,10 @@ def plan(
         base = f"{Path(path).stem}_{obj.attrs.get('channel', channel)}"
     stem = export_stem(obj, base, raw)
     suffixes = {**BUNDLES, **RENDERED}
-    targets = {f: str(Path(out_dir) / (stem + suffixes[f])) for f in formats}
-    return Job(index, str(path), targets, int(obj.sizes["time"]), channel, raw)
+    folder = Path(out_dir).absolute()
+    targets = {f: str(folder / (stem + suffixes[f])) for f in formats}
+    source = str(Path(path).absolute())
+    return Job(index, str(path), source, targets, int(obj.sizes["time"]), channel, raw)
 
 
 def output_size(path: PathLike) -> int:
@@ -226,7 +234,7 @@ def convert_one(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", AfmIOWarning)
         try:
-            obj = open_source(job.path, job.channel) if todo else None
+            obj = open_source(job.source, job.channel) if todo else None
         except AfmIOError as exc:
             errors.append(error_line(exc, job.path))
             todo = []
