@@ -40,7 +40,7 @@ PathLike = str | os.PathLike[str]
 BUNDLES = {"h5": ".h5", "npz": ".npz", "tif": ".ome.tif", "zarr": ".zarr"}
 #: Rendered formats (``afmio.export.export_gif`` / ``export_mp4``) and their suffixes.
 RENDERED = {"gif": ".gif", "mp4": ".mp4"}
-#: Every format :func:`convert` writes, in the order it writes them.
+#: Every format :func:`convert` writes.
 ALL_FORMATS = (*BUNDLES, *RENDERED)
 
 FLOAT32 = np.dtype("float32")
@@ -197,6 +197,8 @@ def remove_stale_temps(target: PathLike) -> list[Path]:
 
 
 def _write(fmt: str, target: str, obj: Any, raw: bool, render: Mapping[str, Any], progress):
+    # overwrite=True: the caller has decided to write this target; the writer still
+    # replaces it only once the new file is complete.
     from . import export
 
     if fmt in BUNDLES:
