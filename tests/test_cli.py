@@ -18,15 +18,6 @@ from afmio.cli import Bars, main
 from conftest import random_levels
 
 
-def gif_export():
-    """``afmio.export.export_gif``; skips while the GIF export (issue 5) is not merged."""
-    try:
-        from afmio.export import export_gif
-    except ImportError:
-        pytest.skip("afmio.export.export_gif is not in this build yet (GIF export, issue 5)")
-    return export_gif
-
-
 def error_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.startswith("afmio: error:")]
 
@@ -70,7 +61,6 @@ def test_demo_writes_opens_and_exports_the_example(tmp_path, capsys):
 
 
 def test_demo_exports_a_gif(tmp_path, capsys):
-    gif_export()
     assert main(["demo", "--out", str(tmp_path)]) == 0
     gif = tmp_path / "example.gif"
     assert f"{gif} (" in capsys.readouterr().out
@@ -240,7 +230,7 @@ def test_convert_bad_usage_exits_2(argv, message, capsys):
 
 
 def test_convert_to_gif_passes_the_gif_options(make_asd, tmp_path, monkeypatch, capsys):
-    real = gif_export()
+    real = afmio.export.export_gif
     calls = []
 
     def spy(obj, path, **kwargs):

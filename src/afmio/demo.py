@@ -40,14 +40,6 @@ def make_example(path: Path) -> Path:
     )
 
 
-def _formats() -> list[str]:
-    """Every bundle format and a GIF (when this afmio has GIF export)."""
-    from . import export
-
-    # Until the GIF export lands (issue 5) a build may lack it: the demo still works.
-    return [*batch.BUNDLES, *(["gif"] if hasattr(export, "export_gif") else [])]
-
-
 def run(out_dir: Path, report: Callable[[str], None]) -> list[batch.Result]:
     """Make the example in ``out_dir``, open it lazily, export it to every format and
     report what was done; returns the export's results (one per file: the example)."""
@@ -71,7 +63,7 @@ def run(out_dir: Path, report: Callable[[str], None]) -> list[batch.Result]:
             f"heights {frame.min():.2f} to {frame.max():.2f} nm"
         )
     # The example is rewritten on every run, so its exports are too.
-    results = batch.convert([path], _formats(), out_dir, overwrite=True)
+    results = batch.convert([path], [*batch.BUNDLES, "gif"], out_dir, overwrite=True)
     report(f"exported it in {results[0].seconds:.2f} s:")
     for target in results[0].targets.values():
         if Path(target).exists():
