@@ -171,6 +171,26 @@ def interval(timestamps: np.ndarray) -> float:
     return float(np.median(steps)) if steps.size else math.nan
 
 
+def content_renderer(
+    content: BundleContent,
+    zmin: float | str | None,
+    zmax: float | str | None,
+    scale_bar_nm: float | None,
+    draw_ts: bool,
+    draw_scale: bool,
+) -> FrameRenderer:
+    """The renderer of a bundle's frames (levels from one lazy pass where needed)."""
+    return FrameRenderer(
+        content.data.shape[1:],
+        resolve_levels(content.data, zmin, zmax),
+        content.pixel_size_nm,
+        interval(content.timestamps),
+        scale_bar_nm,
+        draw_ts,
+        draw_scale,
+    )
+
+
 def write(
     path: str | Path,
     content: BundleContent,
@@ -192,15 +212,7 @@ def write(
     path = Path(path)
     colours = palette(cmap)
     delays = gif_delays(frame_durations(content.timestamps, fps))
-    renderer = FrameRenderer(
-        content.data.shape[1:],
-        resolve_levels(content.data, zmin, zmax),
-        content.pixel_size_nm,
-        interval(content.timestamps),
-        scale_bar_nm,
-        draw_ts,
-        draw_scale,
-    )
+    renderer = content_renderer(content, zmin, zmax, scale_bar_nm, draw_ts, draw_scale)
     with AtomicTarget(path, overwrite) as tmp, open(tmp, "wb") as fh:
         frames = blocks_to_frames(iter_chunks(content.data))
         write_frames(fh, frames, renderer, colours, content.timestamps, delays, progress)

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AfmIOError, AfmOSError
-from ..render import FrameRenderer, frame_durations, palette, resolve_levels
+from ..render import frame_durations, palette
 from ._common import AtomicTarget, BundleContent, Progress, iter_chunks
-from .gif import blocks_to_frames, interval
+from .gif import blocks_to_frames, content_renderer
 
 
 def _write_frames():
@@ -56,15 +56,7 @@ def write(
     path = Path(path)
     colours = palette(cmap)
     rate = 1.0 / float(np.median(frame_durations(content.timestamps, fps)))
-    renderer = FrameRenderer(
-        content.data.shape[1:],
-        resolve_levels(content.data, zmin, zmax),
-        content.pixel_size_nm,
-        interval(content.timestamps),
-        scale_bar_nm,
-        draw_ts,
-        draw_scale,
-    )
+    renderer = content_renderer(content, zmin, zmax, scale_bar_nm, draw_ts, draw_scale)
     # H.264 in yuv420p needs even sides: pad with one black row / column if odd.
     height, width = renderer.height, renderer.width
     padded = np.zeros((height + height % 2, width + width % 2, 3), dtype=np.uint8)
