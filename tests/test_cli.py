@@ -219,6 +219,7 @@ def test_cluster_options_without_distributed(make_asd, monkeypatch, capsys):
         (["--to", "h5", "--workers", "0"], "argument --workers: expected a whole number >= 1"),
         (["--to", "gif", "--zmin", "low"], "argument --zmin: expected a number or 'auto'"),
         (["--to", "gif", "--zmin", "2", "--zmax", "1"], "--zmin 2 must be below --zmax 1"),
+        (["--to", "gif", "--cmap", "nope"], "--cmap 'nope' is not a matplotlib colour map"),
         (["--to", "h5", "--workers", "2", "--scheduler", "tcp://x:1"], "not allowed with"),
     ],
 )
@@ -226,7 +227,9 @@ def test_convert_bad_usage_exits_2(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["convert", "video.asd", *argv])
     assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.startswith("usage: afmio convert")
 
 
 def test_convert_to_gif_passes_the_gif_options(make_asd, tmp_path, monkeypatch, capsys):

@@ -138,6 +138,8 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument(
         "--scheduler", metavar="ADDRESS", help="convert on a running dask cluster (tcp://...)"
     )
+    # Option errors found after parsing are reported with convert's own usage line.
+    p.set_defaults(usage_error=p.error)
     gif = p.add_argument_group("GIF and MP4 options")
     gif.add_argument("--fps", type=float, help="frames per second (default: real timing)")
     gif.add_argument("--cmap", help="matplotlib colour map name (default: afmhot)")
@@ -365,14 +367,25 @@ def _demo(args: argparse.Namespace) -> int:
     return EXIT_FAILED if any(r.status == "failed" for r in results) else EXIT_OK
 
 
+def _check_render_options(args: argparse.Namespace) -> None:
+    """Refuse bad GIF/MP4 options before any file is touched (and before a cluster would
+    retry them on every file)."""
+    levels = (args.zmin, args.zmax)
+    if all(isinstance(z, float) for z in levels) and args.zmin >= args.zmax:
+        args.usage_error(f"--zmin {args.zmin:g} must be below --zmax {args.zmax:g}")
+    if args.cmap is not None:
+        from matplotlib import colormaps
+
+        if args.cmap not in colormaps:
+            args.usage_error(f"--cmap {args.cmap!r} is not a matplotlib colour map")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "convert":
-        levels = (args.zmin, args.zmax)
-        if all(isinstance(z, float) for z in levels) and args.zmin >= args.zmax:
-            parser.error(f"--zmin {args.zmin:g} must be below --zmax {args.zmax:g}")
+        _check_render_options(args)
     command = {"info": _info, "convert": _convert, "demo": _demo}[args.command]
     try:
         return command(args)
