@@ -316,3 +316,27 @@ def test_convert_reports_a_reader_warning_once(make_asd, tmp_path, capsys):
     assert len(warned) == 1
     assert warned[0].startswith(f"afmio: warning: {video}")
     assert afmio.open(tmp_path / "o" / "cut.npz").sizes["time"] == 3
+
+
+def test_convert_on_an_existing_cluster_through_its_scheduler_address(make_asd, tmp_path, capsys):
+    distributed = pytest.importorskip(
+        "distributed", reason="dask.distributed is the optional 'distributed' extra"
+    )
+    videos = [make_asd(f"s{i}.asd", {"TP": random_levels(4, 6, 7, seed=i)}) for i in range(2)]
+    out = tmp_path / "o"
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        argv = ["convert", *map(str, videos), "--to", "npz", "--out", str(out)]
+        assert main([*argv, "--scheduler", cluster.scheduler_address]) == 0
+        # Each file was a task on that cluster, not converted in this process.
+        keys = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
+        assert "afmio-convert" in keys
+    rows = table_rows(capsys.readouterr().out)
+    assert [r[:2] for r in rows.values()] == [["npz", "done"]] * 2
+    for v in videos:
+        saved = afmio.open(out / f"{v.stem}.npz")
+        np.testing.assert_array_equal(saved.values, afmio.open(v).values)
