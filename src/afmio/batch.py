@@ -26,7 +26,7 @@ import dask
 import numpy as np
 import xarray as xr
 
-from . import readers
+from . import export, readers
 from .errors import AfmIOError, AfmIOWarning, UnsupportedFormatError
 from .model import build_dataarray, build_dataset
 from .writers._common import _remove
@@ -37,9 +37,9 @@ if TYPE_CHECKING:
 PathLike = str | os.PathLike[str]
 
 #: Bundle formats (written by :mod:`afmio.export`'s ``save_*`` functions) and their suffixes.
-BUNDLES = {"h5": ".h5", "npz": ".npz", "tif": ".ome.tif", "zarr": ".zarr"}
+BUNDLES = {fmt: suffix for fmt, (_, suffix) in export.FORMATS.items()}
 #: Rendered formats (``afmio.export.export_gif`` / ``export_mp4``) and their suffixes.
-RENDERED = {"gif": ".gif", "mp4": ".mp4"}
+RENDERED = {fmt: suffix for fmt, (_, suffix) in export.RENDERED.items()}
 #: Every format :func:`convert` writes.
 ALL_FORMATS = (*BUNDLES, *RENDERED)
 
@@ -154,8 +154,6 @@ def plan(
     The stem is :func:`afmio.export.export_stem`'s; with ``channel`` it ends with the
     channel's canonical name, so that exports of different channels do not collide.
     """
-    from .export import export_stem
-
     with warnings.catch_warnings():
         # Reported once, by convert_one, when the frames are actually read.
         warnings.simplefilter("ignore", AfmIOWarning)
@@ -163,7 +161,7 @@ def plan(
     base = None
     if channel is not None:
         base = f"{Path(path).stem}_{obj.attrs.get('channel', channel)}"
-    stem = export_stem(obj, base, raw)
+    stem = export.export_stem(obj, base, raw)
     suffixes = {**BUNDLES, **RENDERED}
     folder = Path(out_dir).absolute()
     targets = {f: str(folder / (stem + suffixes[f])) for f in formats}
@@ -199,16 +197,8 @@ def remove_stale_temps(target: PathLike) -> list[Path]:
 def _write(fmt: str, target: str, obj: Any, raw: bool, render: Mapping[str, Any], progress):
     # overwrite=True: the caller has decided to write this target; the writer still
     # replaces it only once the new file is complete.
-    from . import export
-
     if fmt in BUNDLES:
-        save = {
-            "h5": export.save_h5_bundle,
-            "npz": export.save_npz_bundle,
-            "tif": export.save_ome_tiff_stack,
-            "zarr": export.save_zarr,
-        }[fmt]
-        return save(target, obj, raw, overwrite=True, progress=progress)
+        return export.SAVERS[fmt](target, obj, raw, overwrite=True, progress=progress)
     writer = getattr(export, f"export_{fmt}")  # export_gif, export_mp4
     return writer(obj, target, raw=raw, overwrite=True, progress=progress, **render)
 

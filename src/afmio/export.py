@@ -47,10 +47,14 @@ def _with_suffix(path: PathLike, suffix: str) -> Path:
     return path if path.suffix.lower() == suffix else path.with_name(name + suffix)
 
 
+#: Rendered (annotated, for viewing) formats: their writer and suffix.
+_RENDER_WRITERS = {"gif": (gif, ".gif"), "mp4": (mp4, ".mp4")}
+
+
 def _save(
     fmt: str, path: PathLike, obj: Any, raw: bool, overwrite: bool, progress, **options
 ) -> Path:
-    writer, suffix = FORMATS[fmt]
+    writer, suffix = FORMATS[fmt] if fmt in FORMATS else _RENDER_WRITERS[fmt]
     content = bundle_content(obj, raw)
     return writer.write(
         _with_suffix(path, suffix), content, overwrite=overwrite, progress=progress, **options
@@ -134,6 +138,15 @@ def save_zarr(
     Parameters are those of :func:`save_h5_bundle`; ``.zarr`` is added to the name.
     """
     return _save("zarr", path, obj, raw, overwrite, progress)
+
+
+#: The bundle formats' save functions, by format name.
+SAVERS = {
+    "h5": save_h5_bundle,
+    "npz": save_npz_bundle,
+    "tif": save_ome_tiff_stack,
+    "zarr": save_zarr,
+}
 
 
 def export_stem(obj: xr.DataArray | xr.Dataset, base_name: str | None, raw: bool) -> str:
@@ -238,10 +251,10 @@ def export_gif(
     afmio.AfmFileExistsError
         If the target exists and ``overwrite`` is False.
     """
-    return _render(
+    return _save(
         "gif",
-        obj,
         path,
+        obj,
         raw,
         overwrite,
         progress,
@@ -281,10 +294,10 @@ def export_mp4(
     afmio.AfmIOError
         If imageio-ffmpeg is not installed, or ffmpeg fails.
     """
-    return _render(
+    return _save(
         "mp4",
-        obj,
         path,
+        obj,
         raw,
         overwrite,
         progress,
@@ -300,21 +313,6 @@ def export_mp4(
 
 #: Rendered (annotated, for viewing) export formats: their function and suffix.
 RENDERED = {"gif": (export_gif, ".gif"), "mp4": (export_mp4, ".mp4")}
-
-_RENDER_WRITERS = {"gif": gif, "mp4": mp4}
-
-
-def _render(
-    fmt: str, obj: Any, path: PathLike, raw: bool, overwrite: bool, progress, **options
-) -> Path:
-    content = bundle_content(obj, raw)
-    return _RENDER_WRITERS[fmt].write(
-        _with_suffix(path, RENDERED[fmt][1]),
-        content,
-        overwrite=overwrite,
-        progress=progress,
-        **options,
-    )
 
 
 def _load(path: PathLike, fmt: str) -> xr.Dataset:
