@@ -17,8 +17,9 @@ from playnano.io.data_loaders import load_npz_bundle
 from playnano.io.export_data import save_npz_bundle
 
 import afmio
+from afmio.layouts import bundle_provenance
 from afmio.lazy import StridedFrames
-from afmio.model import CHANNEL_ATTRS, bundle_provenance
+from afmio.model import CHANNEL_ATTRS
 from afmio.readers import bundle_npz
 from afmio.writers import npz
 from afmio.writers._common import bundle_content
@@ -223,7 +224,7 @@ def test_state_backups_are_written_and_read(video, tmp_path):
 def test_content_sniffing_ignores_the_name(bundle, tmp_path):
     renamed = bundle.rename(tmp_path / "clip.bin")
     assert afmio.open(renamed).attrs["channel"] == "height_trace"
-    assert afmio.readers.detect(renamed) is bundle_npz
+    assert afmio.readers.detect(renamed) is bundle_npz.READER
     other = tmp_path / "other.zip"
     with zipfile.ZipFile(other, "w") as zf:
         zf.writestr("readme.txt", "not a bundle")

@@ -327,7 +327,7 @@ def test_plain_tiff_opens_with_unknown_calibration(tmp_path, options, source, dt
     frames = (np.random.default_rng(0).random((5, 16, 32)) * 1000).astype(dtype)
     path = tmp_path / "plain.tif"
     tifffile.imwrite(path, frames, **options)
-    assert detect(path) is bundle_ometiff
+    assert detect(path) is bundle_ometiff.READER
     with pytest.warns(afmio.AfmIOWarning, match="calibration is unknown: pixel size and frame"):
         video = afmio.open(path)
     assert isinstance(read(path).channels[0].frames, source)
@@ -395,7 +395,7 @@ def test_sniff():
 
 
 def test_jpk_files_stay_with_the_jpk_reader(data_dir):
-    assert detect(data_dir / "afmreader_sample_0.jpk").FORMAT.name == "jpk"
+    assert detect(data_dir / "afmreader_sample_0.jpk").format.name == "jpk"
 
 
 # --- bad input ----------------------------------------------------------------------------

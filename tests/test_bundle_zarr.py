@@ -67,7 +67,7 @@ def test_round_trip_is_identical_and_lazy(long_video, tmp_path):
     path = afmio.save_zarr(tmp_path / "clip", long_video)
     assert path == tmp_path / "clip.zarr"
     assert path.is_dir()
-    assert readers.detect(path) is bundle_zarr
+    assert readers.detect(path) is bundle_zarr.READER
     before = bytes_read()
     reopened = afmio.open(path)
     assert bytes_read() - before < 2**20  # metadata only, not the 13 MB of frames
@@ -362,4 +362,9 @@ def test_sniffing_is_for_folders_only(store):
     assert bundle_zarr.sniff_folder(store)
     assert not bundle_zarr.sniff_folder(store.parent)
     (store / "zarr.json").rename(store.parent / "zarr.json")
-    assert bundle_zarr.sniff_folder(store)  # by name: read() then says what is missing
+    # Its metadata gone, the store is no longer recognised by content, but by name the
+    # registry still hands it to the Zarr reader, which then says what is missing.
+    assert not bundle_zarr.sniff_folder(store)
+    assert readers.detect(store) is bundle_zarr.READER
+    with pytest.raises(afmio.CorruptFileError, match="no zarr.json"):
+        afmio.open(store)

@@ -249,7 +249,7 @@ def test_provenance_is_json_safe_and_decodes_bytes(make_h5jpk):
 
 def test_content_sniffing_ignores_the_name(make_h5jpk, tmp_path):
     path = make_h5jpk("video.h5")
-    assert afmio.readers.detect(path) is h5jpk
+    assert afmio.readers.detect(path) is h5jpk.READER
     upper = make_h5jpk("VIDEO.H5-JPK")
     assert afmio.open(upper).shape == (3, 4, 6)
     with h5py.File(tmp_path / "other.h5", "w") as f:

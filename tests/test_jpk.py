@@ -434,7 +434,7 @@ def test_plain_big_endian_tiff_named_jpk(tmp_path):
     path = tmp_path / "photo.jpk"
     tifffile.imwrite(path, np.zeros((4, 4), np.uint8), byteorder=">")
     # A valid TIFF that is no JPK image opens as a plain TIFF, saying it is uncalibrated.
-    assert readers.detect(path).FORMAT.name == "ome-tiff"
+    assert readers.detect(path).format.name == "ome-tiff"
     with pytest.warns(AfmIOWarning, match="calibration is unknown"):
         assert afmio.open(path).shape == (1, 4, 4)
     with pytest.raises(afmio.UnsupportedFormatError, match="without JPK tags"):

@@ -11,7 +11,7 @@ import xarray as xr
 
 from . import readers
 from .model import build_dataarray, build_dataset
-from .readers.base import FormatInfo
+from .readers import FormatInfo
 
 PathLike = str | os.PathLike[str]
 Chunks = int | Mapping[Any, Any] | None

@@ -131,20 +131,6 @@ class AfmioBackendEntrypoint(BackendEntrypoint):
         return ds
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
-        """True for files afmio recognises by content, and for folders it reads."""
+        """True for files and folders afmio recognises by content (:func:`afmio.readers.sniff`)."""
         path = _path(filename_or_obj)
-        if path is None:
-            return False
-        try:
-            if path.is_dir():
-                reader = readers.detect(path)
-                if hasattr(reader, "sniff_folder"):
-                    # A store is recognised by its layout alone (any Zarr store): only its
-                    # metadata tells an afmio bundle from a store another engine reads.
-                    reader.read(path)
-                return True
-            with open(path, "rb") as f:
-                head = f.read(readers.HEAD_BYTES)
-            return any(reader.sniff(path, head) for reader in readers.READERS)
-        except (OSError, ValueError):  # afmio's errors are OSError or ValueError
-            return False
+        return path is not None and readers.sniff(path) is not None

@@ -14,11 +14,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from . import readers
 from .errors import UnsupportedFormatError
-from .model import LAYER_PREFIX
+from .model import LAYER_PREFIX, build_dataset
 from .writers import gif, hdf5, mp4, npz, ometiff, zarr
 from .writers._common import Progress, bundle_content
 
@@ -316,12 +317,11 @@ RENDERED = {"gif": (export_gif, ".gif"), "mp4": (export_mp4, ".mp4")}
 
 
 def _load(path: PathLike, fmt: str) -> xr.Dataset:
-    reader = readers.detect(Path(path))
-    if reader.FORMAT.name != fmt:
-        raise UnsupportedFormatError(path, f"is a {reader.FORMAT.name} file, not a {fmt} bundle")
-    from .api import open_dataset
-
-    return open_dataset(path)
+    path = Path(path).expanduser().resolve()
+    reader = readers.detect(path)
+    if reader.name != fmt:
+        raise UnsupportedFormatError(path, f"is a {reader.name} file, not a {fmt} bundle")
+    return build_dataset(reader.read(path), np.dtype("float32"), None)
 
 
 def load_h5_bundle(path: PathLike) -> xr.Dataset:

@@ -1,5 +1,5 @@
 """afmio's data model: the one place that builds DataArrays and Datasets from a reader's
-:class:`~afmio.readers.base.Recording`, so every format yields the same shape of object.
+:class:`~afmio.recording.Recording`, so every format yields the same shape of object.
 
 - dims ``("time", "y", "x")``; values in the channel's unit (nm for heights);
 - coords ``time`` (s since the first frame), ``y``/``x`` (nm, pixel centres), and along
@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from .errors import ChannelNotFoundError, TruncatedFileWarning
 from .lazy import DIMS, FrameSource, to_dask
-
-if TYPE_CHECKING:  # types only: importing the readers package here would be circular
-    from .readers.base import ChannelInfo, Recording
+from .recording import ChannelInfo, Recording
 
 #: Wraps frames ``0..n-1`` of a frame source as a lazy array of a dtype: ``(source, dtype,
 #: n) -> array``. Dask by default; the xarray engine (afmio.backend) passes its own.
@@ -222,109 +220,3 @@ def build_dataset(
     out = xr.Dataset(variables, coords=_coords(rec, n, ny, nx), attrs=attrs)
     out.encoding["source"] = rec.path
     return out
-
-
-# --- bundles: the playNano layout's metadata, both ways --------------------------------
-
-#: Per-frame metadata keys of playNano's bundles, and the coords they come from.
-FRAME_METADATA_KEYS = (
-    "timestamp",
-    "frame_pixel_size_nm",
-    "frame_duration_s",
-    "start_epoch_ms",
-    "scan_direction",
-    "line_rate",
-)
-#: Key of the provenance dict under which afmio keeps what playNano's layout has no
-#: place for (attrs, pixel-centre coords), so that a reopened bundle equals what was saved.
-AFMIO_KEY = "afmio"
-
-
-def frame_metadata(obj: xr.DataArray | xr.Dataset) -> list[dict[str, Any]]:
-    """playNano's per-frame metadata list from the coords along ``time`` (None for NaN/"")."""
-    n = obj.sizes["time"]
-    pixel = float(obj.attrs.get("pixel_size_nm", np.nan))
-
-    def column(name: str) -> list[Any]:
-        if name not in obj.coords:
-            return [None] * n
-        values = np.asarray(obj[name].values).tolist()
-        return [None if v == "" or (isinstance(v, float) and v != v) else v for v in values]
-
-    times = (
-        np.asarray(obj["time"].values, dtype=np.float64).tolist()
-        if "time" in obj.coords
-        else list(range(n))
-    )
-    columns = {
-        "timestamp": times,
-        "frame_pixel_size_nm": [None if pixel != pixel else pixel] * n,
-        "frame_duration_s": column("frame_duration_s"),
-        "start_epoch_ms": column("start_epoch_ms"),
-        "scan_direction": column("scan_direction"),
-        "line_rate": column("line_rate"),
-        "frame_index": column("frame_index"),
-    }
-    return [{k: v[i] for k, v in columns.items()} for i in range(n)]
-
-
-def frame_coords_from_metadata(
-    meta: list[dict[str, Any]],
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """``(time_s, frame_coords)`` for a Recording from playNano's per-frame metadata."""
-
-    def column(key: str, default: float = np.nan) -> np.ndarray:
-        return np.array([default if m.get(key) is None else m[key] for m in meta], dtype=np.float64)
-
-    coords = {
-        "start_epoch_ms": column("start_epoch_ms"),
-        "frame_duration_s": column("frame_duration_s"),
-        "line_rate": column("line_rate"),
-        "scan_direction": np.array([m.get("scan_direction") or "" for m in meta], dtype=str),
-    }
-    if meta and all(m.get("frame_index") is not None for m in meta):
-        coords["frame_index"] = np.array([m["frame_index"] for m in meta], dtype=np.int64)
-    return column("timestamp"), coords
-
-
-def bundle_provenance(obj: xr.DataArray) -> dict[str, Any]:
-    """The provenance to store in a bundle: ``attrs["provenance"]`` plus, under
-    :data:`AFMIO_KEY`, the other attrs and the x/y coords (JSON-safe)."""
-    provenance = dict(obj.attrs.get("provenance", {}))
-    provenance[AFMIO_KEY] = {
-        "attrs": {k: v for k, v in obj.attrs.items() if k != "provenance"},
-        "x_nm": np.asarray(obj["x"].values, dtype=np.float64).tolist()
-        if "x" in obj.coords
-        else None,
-        "y_nm": np.asarray(obj["y"].values, dtype=np.float64).tolist()
-        if "y" in obj.coords
-        else None,
-    }
-    return provenance
-
-
-def attrs_from_bundle(
-    provenance: dict[str, Any], channel: str, pixel_size_nm: float
-) -> tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]:
-    """Inverse of :func:`bundle_provenance`: ``(attrs, x_nm, y_nm)`` of the saved data.
-
-    A bundle written by playNano has no afmio key: its attrs are built from what the
-    layout holds (channel, pixel size, provenance) and x/y from the pixel size.
-    """
-    provenance = dict(provenance)
-    extra = provenance.pop(AFMIO_KEY, None)
-    if isinstance(extra, dict) and isinstance(extra.get("attrs"), dict):
-        attrs = {**extra["attrs"], "provenance": provenance}
-        x = None if extra.get("x_nm") is None else np.asarray(extra["x_nm"], dtype=np.float64)
-        y = None if extra.get("y_nm") is None else np.asarray(extra["y_nm"], dtype=np.float64)
-        return attrs, x, y
-    attrs = {
-        "units": "nm",
-        "long_name": channel,
-        "channel": channel,
-        "native_channel": channel,
-        "pixel_size_nm": float(pixel_size_nm),
-        "pixel_size_y_nm": float(pixel_size_nm),
-        "provenance": provenance,
-    }
-    return attrs, None, None

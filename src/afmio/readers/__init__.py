@@ -1,30 +1,46 @@
-"""Format readers and the registry that picks one for a path, by content first."""
+"""Format readers and the registry that picks one for a path, by content first.
+
+Adding a format is one module here that defines ``READER`` (see :mod:`.base`) and one
+line in :data:`READERS`.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import ModuleType
 
 from ..errors import AfmFileNotFoundError, AfmOSError, CorruptFileError, UnsupportedFormatError
 from . import asd, bundle_h5, bundle_npz, bundle_ometiff, bundle_zarr, h5jpk, jpk, nanoscope
-from .base import ChannelInfo, FormatInfo, Recording
+from .base import HEAD_BYTES, ChannelInfo, FormatInfo, Reader, Recording
 
-__all__ = ["ChannelInfo", "FormatInfo", "Recording", "detect", "formats", "read"]
+__all__ = [
+    "HEAD_BYTES",
+    "READERS",
+    "ChannelInfo",
+    "FormatInfo",
+    "Reader",
+    "Recording",
+    "detect",
+    "formats",
+    "read",
+    "sniff",
+]
 
-READERS: tuple[ModuleType, ...] = (
-    asd,
-    jpk,
-    h5jpk,
-    nanoscope,
-    bundle_h5,
-    bundle_npz,
-    bundle_ometiff,
-    bundle_zarr,
+#: Every reader, in the order :func:`formats` lists them.
+READERS: tuple[Reader, ...] = (
+    asd.READER,
+    jpk.READER,
+    h5jpk.READER,
+    nanoscope.READER,
+    bundle_h5.READER,
+    bundle_npz.READER,
+    bundle_ometiff.READER,
+    bundle_zarr.READER,
 )
 
-#: Bytes read from the start of a file to recognise its format.
-HEAD_BYTES = 4096
+#: The order in which readers are asked: within a container the most specific format
+#: first (JPK before any TIFF, h5-jpk before an HDF5 bundle); ties as listed.
+_BY_PRIORITY: tuple[Reader, ...] = tuple(sorted(READERS, key=lambda r: -r.priority))
 
 # Containers afmio does not read: named in errors so that a misnamed file is reported as
 # what it is rather than as a corrupt file of the format its name suggests. (TIFF is read.)
@@ -34,34 +50,67 @@ _FOREIGN_SIGNATURES = (
     (b"\x89PNG", "a PNG image"),
     (b"GIF8", "a GIF image"),
 )
+#: Files at the root of a folder that make it a store of a container (Zarr v3 and v2).
+_STORE_MARKS = {"zarr": ("zarr.json", ".zgroup", ".zarray")}
 
 
 def formats() -> list[FormatInfo]:
     """List the formats afmio reads."""
-    return [r.FORMAT for r in READERS]
+    return [r.format for r in READERS]
 
 
 def _supported() -> str:
     return ", ".join(f"{f.name} ({' '.join(f.extensions)})" for f in formats())
 
 
-def detect(path: str | os.PathLike[str]) -> ModuleType:
-    """Return the reader module for ``path``, recognised by content, then by extension."""
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(HEAD_BYTES)
+
+
+def _sniff_file(path: Path, head: bytes) -> Reader | None:
+    return next((r for r in _BY_PRIORITY if r.sniff(path, head)), None)
+
+
+def _sniff_store(folder: Path) -> Reader | None:
+    return next((r for r in _BY_PRIORITY if r.sniff_folder(folder)), None)
+
+
+def sniff(path: str | os.PathLike[str]) -> Reader | None:
+    """The reader of ``path`` by content, or None; never raises and parses no header.
+
+    A file is recognised from its first bytes (and, for HDF5 and ZIP, a look at its
+    members); a folder is a store (Zarr) by its root metadata, or a folder video when most
+    of its files are frame files of one format.
+    """
+    p = Path(path)
+    try:
+        if p.is_dir():
+            return _sniff_store(p) or _folder_video(p)
+        if not p.is_file():
+            return None
+        head = _head(p)
+    except OSError:
+        return None
+    return _sniff_file(p, head) if head else None
+
+
+def detect(path: str | os.PathLike[str]) -> Reader:
+    """The reader for ``path``, recognised by content, then by name; errors say why not."""
     p = Path(path)
     if not p.exists():
         raise AfmFileNotFoundError(p, "no such file or folder")
     if p.is_dir():
         return _detect_folder(p)
     try:
-        with open(p, "rb") as f:
-            head = f.read(HEAD_BYTES)
+        head = _head(p)
     except OSError as exc:
         raise AfmOSError(p, f"cannot be read: {exc.strerror or exc}") from exc
     if not head:
         raise CorruptFileError(p, "file is empty (0 bytes)")
-    for reader in READERS:
-        if reader.sniff(p, head):
-            return reader
+    reader = _sniff_file(p, head)
+    if reader is not None:
+        return reader
     for magic, what in _FOREIGN_SIGNATURES:
         if head.startswith(magic):
             raise UnsupportedFormatError(
@@ -71,35 +120,42 @@ def detect(path: str | os.PathLike[str]) -> ModuleType:
     for reader in READERS:
         # The content did not match, but the name claims this format: let the reader
         # parse it so that its error says precisely what is wrong.
-        named = suffix in reader.FORMAT.extensions
-        if named or (hasattr(reader, "folder_member") and reader.folder_member(p)):
+        if suffix in reader.format.extensions or reader.is_member(p):
             return reader
     raise UnsupportedFormatError(p, f"is not a supported file (supported: {_supported()})")
 
 
-def _detect_folder(folder: Path) -> ModuleType:
-    """The reader of a folder format (Zarr), else the one whose frame files are most common."""
+def _folder_video(folder: Path) -> Reader | None:
+    """The folder-video reader whose frame files are most common in ``folder``, if any."""
+    names = [e for e in folder.iterdir() if e.is_file()]
+    counts = {r: sum(1 for e in names if r.is_member(e)) for r in READERS if r.folder_videos}
+    best = max(counts, key=counts.__getitem__, default=None)
+    return best if best is not None and counts[best] else None
+
+
+def _detect_folder(folder: Path) -> Reader:
+    """The reader of a store (Zarr), else the one whose frame files are most common."""
+    reader = _sniff_store(folder)
+    if reader is not None:
+        return reader
+    suffix = folder.suffix.lower()
     for reader in READERS:
-        if hasattr(reader, "sniff_folder") and reader.sniff_folder(folder):
+        # A store (or named like one) that its reader did not claim: let it say why.
+        marks = _STORE_MARKS.get(reader.container or "", ())
+        if suffix in reader.format.extensions or any((folder / m).is_file() for m in marks):
             return reader
     try:
-        names = [e for e in folder.iterdir() if e.is_file()]
+        reader = _folder_video(folder)
     except OSError as exc:
         raise AfmOSError(folder, f"cannot list the folder: {exc.strerror or exc}") from exc
-    counts = {
-        reader: sum(1 for e in names if reader.folder_member(e))
-        for reader in READERS
-        if hasattr(reader, "folder_member")
-    }
-    best = max(counts, key=counts.get, default=None)
-    if best is None or counts[best] == 0:
-        folder_formats = ", ".join(r.FORMAT.name for r in counts) or "none yet"
+    if reader is None:
+        folder_formats = ", ".join(r.name for r in READERS if r.folder_videos) or "none yet"
         raise UnsupportedFormatError(
             folder,
             f"is a folder with no frame files afmio reads (folder videos: {folder_formats}; "
             f"single files: {_supported()})",
         )
-    return best
+    return reader
 
 
 def read(path: str | os.PathLike[str]) -> Recording:

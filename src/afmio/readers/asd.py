@@ -26,7 +26,7 @@ from ..errors import (
     UnsupportedFormatError,
 )
 from ..lazy import StridedFrames
-from .base import CANONICAL_LONG_NAMES, ChannelInfo, FormatInfo, Recording
+from .base import CANONICAL_LONG_NAMES, ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo("asd", "Ando lab / RIBM high-speed AFM (versions 0, 1, 2)", (".asd",))
 
@@ -509,3 +509,6 @@ def read(path: str | os.PathLike[str]) -> Recording:
         reader_notes=notes,
         warnings=warns,
     )
+
+
+READER = Reader(FORMAT, sniff, read)

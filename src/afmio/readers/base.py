@@ -1,39 +1,44 @@
-"""The small interface every format reader implements.
+"""The one interface every format reader implements, and what the registry knows of it.
 
-A reader module exposes:
+A reader module defines a :class:`FormatInfo` and its functions, and exposes them as one
+:class:`Reader`, ``READER``, which the registry (:mod:`afmio.readers`) lists:
 
-- ``FORMAT``, a :class:`FormatInfo`;
-- ``sniff(path, head) -> bool``, which recognises the format from ``head``, the first
-  4096 bytes of the file (``path`` is there for containers such as HDF5 that need a look
-  inside; sniffing must be cheap and must never raise);
-- ``read(path) -> Recording``, which parses headers only and describes where the frames
-  are, raising :class:`~afmio.errors.AfmIOError` subclasses for bad content;
-- optionally ``folder_member(path) -> bool`` for formats whose videos are folders of
-  one-frame files: the registry then hands a folder to ``read`` when most of its files
-  are members;
-- optionally ``sniff_folder(path) -> bool`` for formats stored as a folder (a Zarr store):
-  checked before ``folder_member``.
+- ``sniff(path, head) -> bool`` recognises the format from ``head``, the first
+  :data:`HEAD_BYTES` of the file (``path`` is there for containers such as HDF5 that need
+  a look inside); it must be cheap, parse no more than it needs to decide, and never raise;
+- ``read(path) -> Recording`` parses headers only and describes where the frames are,
+  raising :class:`~afmio.errors.AfmIOError` subclasses for bad content;
+- ``folder_member(path) -> bool``, for formats whose videos are folders of one-frame
+  files: the registry hands a folder to ``read`` when most of its files are members;
+- ``sniff_folder(path) -> bool``, for formats stored as a folder (a Zarr store), checked
+  before folder videos; like ``sniff`` it looks at metadata only and never raises.
 
-Everything after that (dask, coordinates, attributes) is built from the
-:class:`Recording` by ``afmio.model``.
+Formats that share a container (TIFF, HDF5, ZIP) are tried in the order of their
+``priority``, the most specific first; :func:`afmio.readers.sniff` and a test pin who wins.
+
+Everything after ``read`` (dask, coordinates, attributes) is built from the
+:class:`~afmio.recording.Recording` by :mod:`afmio.model`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np
+from ..recording import CANONICAL_LONG_NAMES, ChannelInfo, Recording
 
-from ..errors import AfmIOWarning
-from ..lazy import FrameSource
+__all__ = [
+    "CANONICAL_LONG_NAMES",
+    "HEAD_BYTES",
+    "ChannelInfo",
+    "FormatInfo",
+    "Reader",
+    "Recording",
+]
 
-#: Canonical (playNano-style) channel names and what they mean.
-CANONICAL_LONG_NAMES = {
-    "height_trace": "Height",
-    "error_trace": "Error signal",
-    "phase_trace": "Phase",
-}
+#: Bytes read from the start of a file to recognise its format.
+HEAD_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -45,56 +50,52 @@ class FormatInfo:
     extensions: tuple[str, ...]
 
 
+def _never(path: Path) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
-class ChannelInfo:
-    """One channel of a recording.
+class Reader:
+    """A format's reader, as the registry sees it.
 
-    ``name`` is the canonical name (``height_trace``); ``native`` is the file's own
-    (``TP``); both are accepted by :func:`afmio.open`. ``warnings`` are raised when the
-    channel is opened, e.g. when its values cannot be scaled to physical units.
-
-    ``role`` is ``"data"`` for a channel, ``"layer"`` for a processed layer of a bundle
-    (named ``processed__<step>``) and ``"mask"`` for a boolean mask (``masks__<name>``).
-    ``dtype``, when set, is the values' type whatever the caller asks (``"bool"`` for
-    masks, ``"float32"`` for bundle layers read bit for bit).
+    Parameters
+    ----------
+    format : FormatInfo
+        Name, description and extensions.
+    sniff : callable
+        ``sniff(path, head) -> bool``: is this file of the format, by content?
+    read : callable
+        ``read(path) -> Recording``: parse the headers.
+    container : str, optional
+        The container the format shares with others (``"tiff"``, ``"hdf5"``, ``"zip"``,
+        ``"zarr"``); None for a format of its own.
+    priority : int
+        Among formats of one container, the higher is asked first: a specific format
+        (JPK's TIFFs) before a general one (any TIFF).
+    folder_member : callable, optional
+        ``folder_member(path) -> bool`` for formats whose videos are folders of one-frame
+        files; None for formats without folder videos.
+    sniff_folder : callable
+        ``sniff_folder(path) -> bool`` for formats stored as a folder.
     """
 
-    name: str
-    native: str
-    units: str
-    long_name: str
-    frames: FrameSource
-    warnings: tuple[AfmIOWarning, ...] = ()
-    role: str = "data"
-    dtype: str | None = None
+    format: FormatInfo
+    sniff: Callable[[Path, bytes], bool]
+    read: Callable[[Path], Recording]
+    container: str | None = None
+    priority: int = 0
+    folder_member: Callable[[Path], bool] | None = None
+    sniff_folder: Callable[[Path], bool] = _never
 
+    @property
+    def name(self) -> str:
+        return self.format.name
 
-@dataclass
-class Recording:
-    """What a reader found in a file: its channels, geometry, times and header.
+    @property
+    def folder_videos(self) -> bool:
+        """Whether a folder of this format's one-frame files is a video."""
+        return self.folder_member is not None
 
-    Per-frame arrays (``time_s`` and ``frame_coords``) have one entry per frame of the
-    longest channel; a shorter channel uses their leading part. ``frame_coords`` may also
-    hold ``frame_index``.
-
-    Bundle readers restore what was written: ``default_channel`` names the current data,
-    ``attrs`` are its attributes exactly as saved (they replace the ones built from the
-    other fields), and ``x_nm``/``y_nm`` the saved pixel-centre coordinates.
-    """
-
-    path: str
-    format: str
-    format_version: str
-    size_bytes: int
-    channels: tuple[ChannelInfo, ...]
-    pixel_size_x_nm: float
-    pixel_size_y_nm: float
-    time_s: np.ndarray
-    frame_coords: dict[str, np.ndarray]
-    acquisition: dict[str, Any]
-    reader_notes: dict[str, Any] = field(default_factory=dict)
-    warnings: list[AfmIOWarning] = field(default_factory=list)
-    default_channel: str | None = None
-    attrs: dict[str, Any] | None = None
-    x_nm: np.ndarray | None = None
-    y_nm: np.ndarray | None = None
+    def is_member(self, path: Path) -> bool:
+        """True if ``path`` is named like one frame file of a folder video."""
+        return self.folder_member is not None and self.folder_member(path)

@@ -24,10 +24,10 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .. import model
+from .. import layouts, model
 from ..errors import AfmIOError, AfmOSError, CorruptFileError
 from ._hdf5 import HDF5_SIGNATURE, read_hdf5
-from .base import ChannelInfo, FormatInfo, Recording
+from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo("h5-bundle", "HDF5 bundle (afmio and playNano)", (".h5", ".hdf5"))
 
@@ -168,7 +168,7 @@ def _read_open(path: Path, size: int, f: h5py.File) -> Recording:
         )
     if not all(isinstance(m, dict) for m in meta):
         raise CorruptFileError(path, "/frame_metadata_json is not a list of JSON objects")
-    time_s, frame_coords = model.frame_coords_from_metadata(meta)
+    time_s, frame_coords = layouts.frame_coords_from_metadata(meta)
     if "timestamps" in f:
         stamps = np.asarray(f["timestamps"][()], dtype=np.float64)
         if stamps.shape != (n,):
@@ -183,7 +183,7 @@ def _read_open(path: Path, size: int, f: h5py.File) -> Recording:
         raise CorruptFileError(
             path, f"root attribute pixel_size_nm is not a number: {exc}"
         ) from exc
-    attrs, x_nm, y_nm = model.attrs_from_bundle(provenance, channel, pixel)
+    attrs, x_nm, y_nm = layouts.attrs_from_bundle(provenance, channel, pixel)
     for axis, coord, count in (("x", x_nm, nx), ("y", y_nm, ny)):
         if coord is not None and coord.shape != (count,):
             raise CorruptFileError(
@@ -230,3 +230,6 @@ def _read_open(path: Path, size: int, f: h5py.File) -> Recording:
         x_nm=x_nm,
         y_nm=y_nm,
     )
+
+
+READER = Reader(FORMAT, sniff, read, container="hdf5", priority=10)

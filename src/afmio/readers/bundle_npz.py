@@ -38,10 +38,10 @@ from typing import IO, Any, NamedTuple
 import numpy as np
 from numpy.lib import format as npy
 
-from .. import model
+from .. import layouts, model
 from ..errors import AfmIOError, AfmIOWarning, AfmOSError, CorruptFileError
 from ..lazy import FrameSource, StridedFrames
-from .base import ChannelInfo, FormatInfo, Recording
+from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo("npz-bundle", "NumPy NPZ bundle (afmio and playNano)", (".npz",))
 
@@ -502,7 +502,7 @@ def _read_open(path: Path, size: int, zf: zipfile.ZipFile) -> Recording:
                 path, f"timestamps has {stamps.size} entries but data has {n} frames"
             )
 
-    attrs, x_nm, y_nm = model.attrs_from_bundle(provenance, channel, pixel_size)
+    attrs, x_nm, y_nm = layouts.attrs_from_bundle(provenance, channel, pixel_size)
     channels = [
         ChannelInfo(
             name=channel,
@@ -544,7 +544,7 @@ def _read_open(path: Path, size: int, zf: zipfile.ZipFile) -> Recording:
         k: "stored" if i.compress_type == zipfile.ZIP_STORED else "deflated"
         for k, i in entries.items()
     }
-    time_s, frame_coords = model.frame_coords_from_metadata(meta)
+    time_s, frame_coords = layouts.frame_coords_from_metadata(meta)
     acquisition = provenance.get("acquisition")
     return Recording(
         path=str(path),
@@ -564,3 +564,6 @@ def _read_open(path: Path, size: int, zf: zipfile.ZipFile) -> Recording:
         x_nm=x_nm,
         y_nm=y_nm,
     )
+
+
+READER = Reader(FORMAT, sniff, read, container="zip", priority=10)

@@ -9,7 +9,7 @@ and afmio's TIFFs do not hold) are not restored.
 
 What is restored:
 
-- files with tag 65000 are bundles: attributes come from ``model.attrs_from_bundle``. In
+- files with tag 65000 are bundles: attributes come from ``layouts.attrs_from_bundle``. In
   afmio's files the provenance's ``"afmio"`` key also holds the per-frame metadata, so
   they reopen exactly as saved; in playNano's, frame times are the planes' ``DeltaT`` and
   the pixel size is ``PhysicalSizeX`` converted from its unit (µm as playNano writes);
@@ -47,12 +47,12 @@ from typing import Any
 import numpy as np
 import tifffile
 
-from .. import model
+from .. import layouts
 from ..errors import AfmIOError, AfmIOWarning, AfmOSError, CorruptFileError, UnsupportedFormatError
 from ..layouts import OME_FRAME_METADATA_KEY as FRAME_METADATA_KEY
 from ..layouts import OME_PROVENANCE_TAG as PROVENANCE_TAG
 from ..lazy import FileFrames, FrameSource, StridedFrames
-from .base import ChannelInfo, FormatInfo, Recording
+from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo(
     "ome-tiff",
@@ -131,7 +131,7 @@ class TiffPageFrames:
 def sniff(path: Path, head: bytes) -> bool:
     """True if ``head`` starts with a TIFF or BigTIFF signature, either byte order.
 
-    JPK's TIFFs are claimed by the JPK reader, which comes first in the registry.
+    Any TIFF matches: JPK's TIFFs are claimed first by the JPK reader, of higher priority.
     """
     return head[:4] in _MAGICS
 
@@ -325,7 +325,7 @@ def _plane_times(path: Path, pixels: ET.Element, n: int, problems: list[str]) ->
 
 def _afmio_frame_metadata(path: Path, provenance: dict[str, Any], n: int) -> list[dict] | None:
     """The per-frame metadata afmio keeps under its provenance key, None if absent."""
-    extra = provenance.get(model.AFMIO_KEY)
+    extra = provenance.get(layouts.AFMIO_KEY)
     columns = extra.get(FRAME_METADATA_KEY) if isinstance(extra, dict) else None
     if columns is None:
         return None
@@ -473,9 +473,9 @@ def _read_open(path: Path, size: int, tif: tifffile.TiffFile) -> Recording:
 
     if meta is None:  # written by playNano: what the OME-XML gives
         meta = [{"timestamp": float(t), "frame_pixel_size_nm": px_x} for t in times]
-    attrs, x_nm, y_nm = model.attrs_from_bundle(provenance, channel, px_x)
+    attrs, x_nm, y_nm = layouts.attrs_from_bundle(provenance, channel, px_x)
     channel = str(attrs.get("channel") or channel)
-    time_s, coords = model.frame_coords_from_metadata(meta)
+    time_s, coords = layouts.frame_coords_from_metadata(meta)
     units, long_name = str(attrs.get("units", "nm")), str(attrs.get("long_name", channel))
     # A bundle's float32 values are read bit for bit, whatever type the caller asks.
     dtype = "float32" if tif.series[0].keyframe.dtype == np.float32 else None
@@ -493,3 +493,6 @@ def _read_open(path: Path, size: int, tif: tifffile.TiffFile) -> Recording:
         y_nm=y_nm,
         **common,
     )
+
+
+READER = Reader(FORMAT, sniff, read, container="tiff", priority=10)

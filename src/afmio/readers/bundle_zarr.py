@@ -33,17 +33,12 @@ from zarr.errors import NodeNotFoundError
 from zarr.storage import LocalStore
 
 from ..errors import AfmIOWarning, AfmOSError, CorruptFileError, UnsupportedFormatError
+from ..layouts import AFMIO_KEY, attrs_from_bundle, frame_coords_from_metadata
 from ..layouts import ZARR_FLOAT_KEY as FLOAT_KEY
 from ..layouts import ZARR_STORE_FORMAT as STORE_FORMAT
 from ..layouts import ZARR_STORE_VERSION as STORE_VERSION
-from ..model import (
-    AFMIO_KEY,
-    LAYER_PREFIX,
-    MASK_PREFIX,
-    attrs_from_bundle,
-    frame_coords_from_metadata,
-)
-from .base import ChannelInfo, FormatInfo, Recording
+from ..model import LAYER_PREFIX, MASK_PREFIX
+from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo("zarr", "Zarr v3 store with OME-Zarr metadata (afmio)", (".zarr",))
 
@@ -147,16 +142,22 @@ def sniff(path: Path, head: bytes) -> bool:
 
 
 _V2_FILES = (".zgroup", ".zarray")
+#: Larger root metadata is not afmio's (its zarr.json is tens of KB): not read to sniff.
+_MAX_SNIFF_JSON = 16 * 2**20
 
 
 def sniff_folder(path: Path) -> bool:
-    """True for a folder with Zarr metadata at its root (v3 ``zarr.json``, or v2 files so
-    that :func:`read` can say it is a Zarr v2 store) or named ``.zarr`` (so that a store
-    that lost its ``zarr.json`` is reported as such); nothing is parsed here."""
-    path = Path(path)
-    if path.suffix.lower() in FORMAT.extensions:
-        return True
-    return any((path / name).is_file() for name in ("zarr.json", *_V2_FILES))
+    """True for a Zarr v3 group whose root attributes hold afmio's metadata or an
+    OME-Zarr image; reads ``zarr.json`` alone and never raises."""
+    meta = Path(path) / "zarr.json"
+    try:
+        if meta.stat().st_size > _MAX_SNIFF_JSON:
+            return False
+        root = json.loads(meta.read_bytes())
+        attrs = root["attributes"] if root.get("node_type") == "group" else {}
+        return AFMIO_KEY in attrs or "multiscales" in attrs.get("ome", {})
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        return False
 
 
 def read(path: str | os.PathLike[str]) -> Recording:
@@ -184,8 +185,6 @@ def read(path: str | os.PathLike[str]) -> Recording:
     attrs = root.get("attributes", {})
     if not isinstance(attrs, dict):
         raise CorruptFileError(path, "zarr.json 'attributes' is not a JSON object")
-    # afmio.model imports this package (through readers.base): import it when reading.
-
     if AFMIO_KEY in attrs:
         return _read_afmio(path, attrs[AFMIO_KEY])
     return _read_ngff(path, attrs)
@@ -402,3 +401,6 @@ def _read_ngff(path: Path, attrs: dict[str, Any]) -> Recording:
         acquisition={"ome": ome},
         warnings=[warning],
     )
+
+
+READER = Reader(FORMAT, sniff, read, container="zarr", sniff_folder=sniff_folder)

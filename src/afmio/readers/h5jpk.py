@@ -48,7 +48,7 @@ import numpy as np
 
 from ..errors import AfmIOError, AfmIOWarning, AfmOSError, CorruptFileError, UnsupportedFormatError
 from ._hdf5 import HDF5_SIGNATURE, read_hdf5
-from .base import ChannelInfo, FormatInfo, Recording
+from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo("h5-jpk", "JPK NanoRacer HDF5 video", (".h5-jpk",))
 
@@ -608,3 +608,6 @@ def _read_open(path: Path, size: int, f: h5py.File) -> Recording:
         reader_notes=notes,
         warnings=warns,
     )
+
+
+READER = Reader(FORMAT, sniff, read, container="hdf5", priority=20)

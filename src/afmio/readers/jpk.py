@@ -61,7 +61,7 @@ from ..errors import (
     UnsupportedFormatError,
 )
 from ..lazy import FileFrames
-from .base import ChannelInfo, FormatInfo, Recording
+from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo("jpk", "JPK NanoWizard / NanoRacer TIFF images and folders of them", (".jpk",))
 
@@ -934,3 +934,6 @@ def _recording(path: Path, frames: list[_Frame], failed: dict[str, str], listed:
         reader_notes=notes,
         warnings=warnings,
     )
+
+
+READER = Reader(FORMAT, sniff, read, container="tiff", priority=20, folder_member=folder_member)

@@ -65,7 +65,7 @@ from ..errors import (
     UnsupportedFormatError,
 )
 from ..lazy import FileFrames
-from .base import ChannelInfo, FormatInfo, Recording
+from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo(
     "nanoscope", "Bruker / Veeco Nanoscope images and folders of them", (".spm", ".000", ".001")
@@ -813,3 +813,6 @@ def read(path: str | os.PathLike[str]) -> Recording:
             f"none of its {len(members)} Nanoscope files is readable: " + notes.emit()[0].args[0],
         )
     return _assemble(path, frames, notes)
+
+
+READER = Reader(FORMAT, sniff, read, folder_member=folder_member)

@@ -18,8 +18,9 @@ import numpy as np
 import xarray as xr
 
 from ..errors import AfmFileExistsError
+from ..layouts import bundle_provenance, frame_metadata
 from ..lazy import DEFAULT_CHUNK_BYTES
-from ..model import LAYER_PREFIX, MASK_PREFIX, bundle_provenance, frame_metadata
+from ..model import LAYER_PREFIX, MASK_PREFIX
 
 #: ``progress(frames_done, frames_total)``; an exception raised in it aborts the export.
 Progress = Callable[[int, int], None]

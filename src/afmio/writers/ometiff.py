@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 import tifffile
 
+from ..layouts import AFMIO_KEY
 from ..layouts import OME_FRAME_METADATA_KEY as FRAME_METADATA_KEY
 from ..layouts import OME_LAYERS_TAG as LAYERS_TAG
 from ..layouts import OME_PROVENANCE_TAG as PROVENANCE_TAG
-from ..model import AFMIO_KEY
 from ._common import AtomicTarget, BundleContent, Progress, iter_chunks
 
 #: Classic TIFF offsets are 32-bit; beyond this size (with room for tags and the XML,

@@ -52,6 +52,7 @@ import zarr
 from zarr.codecs import BloscCodec
 from zarr.storage import LocalStore
 
+from ..layouts import AFMIO_KEY
 from ..layouts import ZARR_DATA_PATH as DATA_PATH
 from ..layouts import ZARR_DIMS as DIMS
 from ..layouts import ZARR_FLOAT_KEY as FLOAT_KEY
@@ -59,7 +60,6 @@ from ..layouts import ZARR_STORE_FORMAT as STORE_FORMAT
 from ..layouts import ZARR_STORE_VERSION as STORE_VERSION
 from ..layouts import ZARR_TIMESTAMPS_PATH as TIMESTAMPS_PATH
 from ..lazy import DEFAULT_CHUNK_BYTES
-from ..model import AFMIO_KEY
 from ._common import AtomicTarget, BundleContent, Progress
 
 
