@@ -366,5 +366,5 @@ def test_sniffing_is_for_folders_only(store):
     # registry still hands it to the Zarr reader, which then says what is missing.
     assert not bundle_zarr.sniff_folder(store)
     assert readers.detect(store) is bundle_zarr.READER
-    with pytest.raises(afmio.CorruptFileError, match="no zarr.json"):
+    with pytest.raises(afmio.CorruptFileError, match=r"no zarr\.json"):
         afmio.open(store)
