@@ -25,8 +25,8 @@ demo: $(VENV)/.installed
 	$(BIN)/afmio demo
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 
 test: lint
 	$(BIN)/python -m pytest
@@ -47,9 +47,11 @@ $(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 # Builds the site into site/; --strict turns every warning (broken link, bad docstring) into
-# a failure. The example notebook is executed during the build.
+# a failure. The example notebook is executed during the build. The site is read from
+# disk, so every internal link of the built pages must resolve to a file.
 docs: $(VENV)/.installed-docs
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+	$(BIN)/python tools/check_site_links.py site
 
 clean:
 	rm -rf $(VENV) afmio-demo .pytest_cache .ruff_cache site
