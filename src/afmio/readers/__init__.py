@@ -102,6 +102,9 @@ def detect(path: str | os.PathLike[str]) -> Reader:
         raise AfmFileNotFoundError(p, "no such file or folder")
     if p.is_dir():
         return _detect_folder(p)
+    if not p.is_file():
+        # A FIFO, socket or device would block or never end: only regular files are data.
+        raise UnsupportedFormatError(p, "is not a regular file (a pipe, socket or device)")
     try:
         head = _head(p)
     except OSError as exc:
