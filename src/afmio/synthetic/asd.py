@@ -1,7 +1,7 @@
 """A small ASD writer for the demo, the tests and the benchmarks.
 
 It produces files of every ASD version (0, 1, 2) with one or two channels, laid
-out as ``shared/formats.md`` section 1 describes, from raw int16 levels. It streams:
+out as ``docs/formats/asd.md#byte-layout`` describes, from raw int16 levels. It streams:
 frames come from iterables, so files larger than memory can be written.
 """
 

@@ -1,6 +1,6 @@
 """A small writer of JPK HDF5 (``.h5-jpk``) videos for the tests and the benchmarks.
 
-It lays files out like JPK SPM 8.1 does (``shared/formats.md`` section 3): root attribute
+It lays files out like JPK SPM 8.1 does (``docs/formats/h5jpk.md#layout``): root attribute
 ``file-format-info = "JPK SCAN"``, a ``Measurement_*`` group with the scan grid and timing
 as fixed-length bytes/number attributes, ``meta-data/start-times`` and ``end-times`` (epoch
 ms, one row per frame), and one ``Channel_*`` group per channel image holding a

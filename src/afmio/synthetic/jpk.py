@@ -1,6 +1,6 @@
 """A small writer of JPK TIFF images (``.jpk``) for the tests and the benchmarks.
 
-Files are laid out like the instrument's (``shared/formats.md`` section 2): a big-endian
+Files are laid out like the instrument's (``docs/formats/jpk.md#byte-layout``): a big-endian
 classic TIFF whose IFD 0 holds a small 8-bit thumbnail and the global JPK tags, followed by
 one IFD per channel, each directly followed by its tag values and then its pixels in
 contiguous strips of 8 rows. Each channel carries calibration slots (``raw``, ``volts``,

@@ -1,11 +1,11 @@
 """A small Nanoscope writer for the tests: one file per frame, several channel images.
 
-The file follows ``shared/formats.md`` section 4: a CR LF text header of ``\\*Section`` and
-``\\Key: value`` lines (``File list``, ``Scanner list``, ``Ciao scan list``, one ``Ciao
-image list`` per image), ended by ``\\*File list end``, padded to ``Data length`` bytes,
-then the images as little-endian int16 or int32 blocks. Pixels are written exactly as
-given, i.e. in file order: the first row given is the first line stored (the bottom of the
-image as viewers show it).
+The file follows ``docs/formats/nanoscope.md#file-structure``: a CR LF text header of
+``\\*Section`` and ``\\Key: value`` lines (``File list``, ``Scanner list``, ``Ciao scan
+list``, one ``Ciao image list`` per image), ended by ``\\*File list end``, padded to ``Data
+length`` bytes, then the images as little-endian int16 or int32 blocks. Pixels are written
+exactly as given, i.e. in file order: the first row given is the first line stored (the
+bottom of the image as viewers show it).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ HEADER_BLOCK = 4096
 
 #: Soft scales written by default: a Z sensitivity in nm/V, the others without a unit.
 DEFAULT_SENSITIVITIES = {"Sens. Zsens": (10.0, "nm/V"), "Sens. Amplitude": (1.0, "")}
-#: The ``\\Date`` written by default (the first file of formats.md 4.7's FastScan series).
+#: The ``\\Date`` written by default: the first file of the FastScan series in
+#: docs/formats/nanoscope.md#time-single-frames-and-folders-as-videos.
 DEFAULT_DATE = datetime(2019, 9, 26, 16, 6, 25)
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -154,7 +155,8 @@ def write_nanoscope(
                 f'\\@2:Image Data: S [{im.name.replace(" ", "")}] "{im.name}"',
                 f"\\@2:Z scale: V {soft}(0.0003750000 {im.hard_unit}/LSB) {im.z_scale:.7g} "
                 f"{im.hard_unit}",
-                # Written as instruments do; no reader applies it (formats.md 4.3).
+                # Written as instruments do; no reader applies it
+                # (docs/formats/nanoscope.md#fields-used).
                 f"\\@2:Z offset: V {soft}(0.0003750000 {im.hard_unit}/LSB) 0 {im.hard_unit}",
             ]
             offset += raw.nbytes
