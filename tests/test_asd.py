@@ -12,7 +12,7 @@ from afmio.errors import AfmIOWarning, TruncatedFileWarning
 
 from conftest import random_levels
 
-# Byte offsets of version-1/2 header fields (shared/formats.md 1.3).
+# Byte offsets of version-1/2 header fields (docs/formats/asd.md#version-1-file-header).
 FRAMES_RECORDED, FRAMES_CURRENT, AD_CODE, AD_BITS, FRAME_TIME = 32, 36, 133, 137, 101
 
 
@@ -81,7 +81,7 @@ def test_error_channel_uses_sensor_sensitivity(make_asd):
     np.testing.assert_allclose(video.values, bipolar5(er, -0.5), rtol=1e-6, atol=1e-5)
 
 
-# Expected value of level L for each AD range code with factor f (formats.md 1.7).
+# Expected value of level L for each AD range code with factor f (docs/formats/asd.md#raw-levels-to-physical-values).
 AD_FORMULAS = {
     0x1: lambda L, f: -1.0 * L / 4096 * f,
     0x2: lambda L, f: -2.5 * L / 4096 * f,
