@@ -29,25 +29,6 @@ OME = "{http://www.openmicroscopy.org/Schemas/OME/2016-06}"
 MICRO_SIGN = "\u00b5m"  # the OME enumeration's spelling; U+03BC is not valid
 
 
-@pytest.fixture
-def video(make_asd):
-    """7 frames of 12 x 10 pixels, 0.125 s apart, non-square pixels."""
-    path = make_asd(channels={"TP": random_levels(7, 12, 10)}, frame_time_ms=125.0)
-    return afmio.open(path, chunks=3)
-
-
-@pytest.fixture
-def processed(video):
-    """A Dataset with raw and level layers, a levelled current data and a mask."""
-    ds = video.to_dataset()
-    ds.attrs = {k: v for k, v in video.attrs.items() if k not in ("units", "long_name")}
-    ds.attrs["channel"] = video.name
-    levelled = (video - video.mean(("y", "x"))).assign_attrs(video.attrs)
-    ds[video.name] = levelled
-    ds = ds.afm.with_layer("raw", video).afm.with_layer("level", levelled)
-    return ds.afm.with_mask("high", levelled > 0)
-
-
 @pytest.fixture(scope="module")
 def ome_schema():
     """The OME 2016-06 schema that ships with ome-types (validates offline)."""
