@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import pickle
 import re
 import shutil
 import subprocess
@@ -90,16 +89,14 @@ def test_values_round_trip_bit_for_bit(video, tmp_path):
     np.testing.assert_array_equal(reopened.view(np.uint32), values.view(np.uint32))
 
 
-def test_frames_are_read_lazily_and_the_graph_pickles(make_asd, tmp_path):
+def test_frames_are_read_lazily(make_asd, tmp_path):
     frames = random_levels(64, 128, 128)
     path = saved(afmio.open(make_asd(channels={"TP": frames})), tmp_path)
     assert path.stat().st_size > 4 * 2**20
     video = afmio.open(path)
     before = bytes_read()
-    frame = video[5].values
+    video[5].values  # noqa: B018
     assert bytes_read() - before < 256 * 2**10  # one 64 KiB frame, not the 4 MiB video
-    again = pickle.loads(pickle.dumps(video))
-    np.testing.assert_array_equal(again[5].values, frame)
 
 
 def test_unknown_pixel_size_and_times_round_trip(video, tmp_path, ome_schema):

@@ -4,10 +4,8 @@ reader, other programs' stores and damaged ones."""
 from __future__ import annotations
 
 import json
-import pickle
 import shutil
 
-import cloudpickle
 import numpy as np
 import pytest
 import xarray as xr
@@ -177,15 +175,6 @@ def test_state_backups_are_stored(video, tmp_path):
     meta = store_json(path)["attributes"]["afmio"]
     assert meta["state_backups"]["frame_metadata_before_edit"][1]["timestamp"] == 0.1
     assert len(store_json(path, "timestamps")["attributes"]["frame_metadata"]) == 6
-
-
-def test_sources_pickle_and_hold_no_handle(processed, tmp_path):
-    path = afmio.save_zarr(tmp_path / "clip", processed)
-    rec = readers.read(path)
-    for ch in rec.channels:
-        assert pickle.loads(pickle.dumps(ch.frames)) == ch.frames
-    ds = cloudpickle.loads(cloudpickle.dumps(afmio.open_dataset(path)))
-    xr.testing.assert_identical(ds.compute(), processed.compute())
 
 
 # --- other programs' stores ---------------------------------------------------------
