@@ -1,5 +1,6 @@
-"""Shared fixtures: the real sample files, an ASD file factory, and a guard against
-tests that leave files open."""
+"""Shared fixtures: the real sample files, an ASD file factory, the video and processed
+Dataset the bundle tests export, a playNano stack, and a guard against tests that leave
+files open."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ import cloudpickle
 import numpy as np
 import psutil
 import pytest
+import xarray as xr
+from playnano.afm_stack import AFMImageStack
 
 import afmio
+from afmio.model import CHANNEL_ATTRS
 from afmio.synthetic import write_asd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,6 +65,55 @@ def make_asd(tmp_path):
         return write_asd(tmp_path / name, channels, **kwargs)
 
     return make
+
+
+@pytest.fixture
+def video(make_asd) -> xr.DataArray:
+    """7 frames of 12 x 10 pixels, 0.125 s apart, non-square pixels, in chunks of 3."""
+    path = make_asd(channels={"TP": random_levels(7, 12, 10)}, frame_time_ms=125.0)
+    return afmio.open(path, chunks=3)
+
+
+def as_dataset(video: xr.DataArray) -> xr.Dataset:
+    """``video`` as open_dataset shapes it: the shared attrs on the Dataset, the channel's
+    own on its variable, ``attrs["channel"]`` naming the current data."""
+    own = {k: video.attrs[k] for k in CHANNEL_ATTRS}
+    shared = {k: v for k, v in video.attrs.items() if k not in CHANNEL_ATTRS}
+    current = video.copy()
+    current.attrs = own
+    return current.to_dataset().assign_attrs(shared, channel=video.name)
+
+
+@pytest.fixture
+def processed(video) -> xr.Dataset:
+    """A Dataset with a raw layer, a levelled current data and a mask, as playNano keeps."""
+    levelled = video.copy(data=(video - video.mean(("y", "x"))).astype("float32").data)
+    ds = as_dataset(levelled).afm.with_layer("raw", video).afm.with_layer("level", levelled)
+    return ds.afm.with_mask("high", levelled > 0)
+
+
+def playnano_stack(n: int = 5, ny: int = 6, nx: int = 8) -> AFMImageStack:
+    """A playNano stack with two processed layers, a mask and acquisition metadata."""
+    data = np.random.default_rng(1).normal(size=(n, ny, nx)).astype(np.float32)
+    meta = [
+        {
+            "timestamp": 0.25 * i,
+            "frame_pixel_size_nm": 2.5,
+            "frame_duration_s": 0.25,
+            "start_epoch_ms": 1.7e12 + 250.0 * i,
+            "scan_direction": "up" if i % 2 else "down",
+            "line_rate": 24.0,
+        }
+        for i in range(n)
+    ]
+    stack = AFMImageStack(data.copy(), 2.5, "height_trace", Path("clip.asd"), meta)
+    level = data - data.mean(axis=(1, 2), keepdims=True)
+    stack.processed["raw"] = data
+    stack.processed["level"] = level
+    stack.masks["high"] = level > 0
+    stack.provenance["acquisition"] = {"operator": "playNano", "scan_rate_hz": 24.0}
+    stack.state_backups = {"note": "kept"}
+    return stack
 
 
 def bytes_read() -> int:

@@ -12,70 +12,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from playnano.afm_stack import AFMImageStack
 from playnano.io.data_loaders import load_npz_bundle
 from playnano.io.export_data import save_npz_bundle
 
 import afmio
 from afmio.layouts import bundle_provenance
 from afmio.lazy import StridedFrames
-from afmio.model import CHANNEL_ATTRS
 from afmio.readers import bundle_npz
 from afmio.writers import npz
 from afmio.writers._common import bundle_content
 
-from conftest import bytes_read, fails_cleanly, random_levels
-
-
-@pytest.fixture
-def video(make_asd):
-    path = make_asd(channels={"TP": random_levels(7, 12, 10)}, frame_time_ms=125.0)
-    return afmio.open(path, chunks=3)
-
-
-@pytest.fixture
-def processed(video):
-    """A Dataset with a raw layer, a levelled current data and a mask, as playNano keeps.
-
-    As open_dataset builds it: the shared attrs on the Dataset, the channel's own on its
-    variable, attrs["channel"] naming the current data.
-    """
-    own = {k: video.attrs[k] for k in CHANNEL_ATTRS}
-    shared = {k: v for k, v in video.attrs.items() if k not in CHANNEL_ATTRS}
-    levelled = (video - video.mean(("y", "x"))).astype("float32")
-    levelled.attrs = own
-    ds = levelled.to_dataset(name=video.name).assign_attrs(shared, channel=video.name)
-    ds = ds.afm.with_layer("raw", video).afm.with_layer("level", levelled)
-    return ds.afm.with_mask("high", levelled > 0)
+from conftest import bytes_read, fails_cleanly, playnano_stack, random_levels
 
 
 @pytest.fixture
 def bundle(video, tmp_path):
     return afmio.save_npz_bundle(tmp_path / "clip", video)
-
-
-def playnano_stack(n: int = 5, ny: int = 6, nx: int = 8) -> AFMImageStack:
-    """A playNano stack with two processed layers, a mask and acquisition metadata."""
-    data = np.random.default_rng(1).normal(size=(n, ny, nx)).astype(np.float32)
-    meta = [
-        {
-            "timestamp": 0.25 * i,
-            "frame_pixel_size_nm": 2.5,
-            "frame_duration_s": 0.25,
-            "start_epoch_ms": 1.7e12 + 250.0 * i,
-            "scan_direction": "up" if i % 2 else "down",
-            "line_rate": 24.0,
-        }
-        for i in range(n)
-    ]
-    stack = AFMImageStack(data.copy(), 2.5, "height_trace", Path("clip.asd"), meta)
-    level = data - data.mean(axis=(1, 2), keepdims=True)
-    stack.processed["raw"] = data
-    stack.processed["level"] = level
-    stack.masks["high"] = level > 0
-    stack.provenance["acquisition"] = {"operator": "playNano", "scan_rate_hz": 24.0}
-    stack.state_backups = {"note": "kept"}
-    return stack
 
 
 def write_npz(path: Path, entries: dict, compression: int = zipfile.ZIP_STORED) -> Path:
@@ -158,7 +110,6 @@ def test_frames_are_read_in_place_lazily(make_asd, tmp_path):
     assert isinstance(source, StridedFrames)
     assert source.stride == frame_bytes
     assert source.gain is None
-    assert pickle.loads(pickle.dumps(source)) == source
     before = bytes_read()
     reopened = afmio.open(path)
     assert bytes_read() - before < frame_bytes  # headers and metadata only

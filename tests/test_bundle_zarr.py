@@ -4,10 +4,8 @@ reader, other programs' stores and damaged ones."""
 from __future__ import annotations
 
 import json
-import pickle
 import shutil
 
-import cloudpickle
 import numpy as np
 import pytest
 import xarray as xr
@@ -16,32 +14,24 @@ import zarr
 import afmio
 from afmio import readers
 from afmio.errors import AfmIOWarning
-from afmio.model import CHANNEL_ATTRS
 from afmio.readers import bundle_zarr
 from afmio.writers import zarr as zarr_writer
 from afmio.writers._common import bundle_content
 
-from conftest import bytes_read, fails_cleanly, random_levels
+from conftest import as_dataset, bytes_read, fails_cleanly, random_levels
 
 
 @pytest.fixture
 def video(make_asd):
+    """6 frames of 16 x 24 in one dask chunk; overrides conftest's ``video``, as the tests
+    here pin the store's shapes."""
     return afmio.open(make_asd(channels={"TP": random_levels(6, 16, 24)}))
-
-
-def as_dataset(video):
-    """``video`` as open_dataset shapes it: shared attrs on the Dataset, the channel's own
-    on its variable, ``attrs["channel"]`` naming the current data."""
-    own = {k: video.attrs[k] for k in CHANNEL_ATTRS}
-    shared = {k: v for k, v in video.attrs.items() if k not in CHANNEL_ATTRS}
-    current = video.copy()
-    current.attrs = own
-    return current.to_dataset().assign_attrs(shared, channel=video.name)
 
 
 @pytest.fixture
 def processed(video):
-    """The current data with two layers (one named unlike a Zarr node) and a mask."""
+    """The current data with two layers (one named unlike a Zarr node) and a mask;
+    overrides conftest's ``processed``, whose names Zarr holds as they are."""
     ds = as_dataset(video)
     level = (video - video.mean(("y", "x"))).astype("float32")
     ds = ds.afm.with_layer("raw", video).afm.with_layer("plane fit/1", level)
@@ -185,15 +175,6 @@ def test_state_backups_are_stored(video, tmp_path):
     meta = store_json(path)["attributes"]["afmio"]
     assert meta["state_backups"]["frame_metadata_before_edit"][1]["timestamp"] == 0.1
     assert len(store_json(path, "timestamps")["attributes"]["frame_metadata"]) == 6
-
-
-def test_sources_pickle_and_hold_no_handle(processed, tmp_path):
-    path = afmio.save_zarr(tmp_path / "clip", processed)
-    rec = readers.read(path)
-    for ch in rec.channels:
-        assert pickle.loads(pickle.dumps(ch.frames)) == ch.frames
-    ds = cloudpickle.loads(cloudpickle.dumps(afmio.open_dataset(path)))
-    xr.testing.assert_identical(ds.compute(), processed.compute())
 
 
 # --- other programs' stores ---------------------------------------------------------

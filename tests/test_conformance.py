@@ -1,18 +1,27 @@
 """Checks every reader must pass, on every sample of every format.
 
 One parametrized set instead of per-format copies: the object follows the data model,
-opening is lazy, graphs pickle, no handle stays open, frame(i) agrees with the array.
+opening is lazy, graphs and frame sources pickle and compute in another process, no
+handle stays open, frame(i) agrees with the array.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import pickle
+from concurrent.futures import ProcessPoolExecutor
+from operator import methodcaller
+from pathlib import Path
 
+import cloudpickle
 import numpy as np
+import psutil
 import pytest
+import xarray as xr
 
 import afmio
+from afmio import readers
 
 from conftest import DATA, random_levels
 
@@ -180,7 +189,62 @@ def test_frames_read_on_demand_agree_with_the_whole(sample):
 
 
 def test_graph_pickles(sample):
+    video = afmio.open(sample, chunks=2)
+    means = video.mean(("y", "x"))
+    for module in (pickle, cloudpickle):
+        clone = module.loads(module.dumps(video))
+        np.testing.assert_array_equal(clone.values, video.values)
+        assert clone.attrs == video.attrs
+        xr.testing.assert_identical(clone.coords.to_dataset(), video.coords.to_dataset())
+        np.testing.assert_array_equal(module.loads(module.dumps(means)).values, means.values)
+
+
+def test_dataset_pickles(sample):
+    ds = afmio.open_dataset(sample, chunks=2)
+    expected = ds.compute()
+    for module in (pickle, cloudpickle):
+        xr.testing.assert_identical(module.loads(module.dumps(ds)).compute(), expected)
+
+
+def test_frame_sources_pickle_and_read_alike(sample):
+    for channel in readers.read(sample).channels:
+        source = channel.frames
+        clone = pickle.loads(pickle.dumps(source))
+        assert clone == source
+        n = min(3, source.shape[0])
+        dtype = np.dtype(channel.dtype or "float32")
+        np.testing.assert_array_equal(clone.read(0, n, dtype), source.read(0, n, dtype))
+
+
+@pytest.fixture(scope="module")
+def other_process():
+    """One spawned Python that never opens a sample: what it computes, it computes from
+    the pickled graph alone (one process for all samples, as starting one costs ~2 s)."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
+
+
+def test_graph_computes_in_another_process(sample, other_process):
+    # Every other frame of chunks of 3: some chunks are entered mid-way.
+    means = afmio.open(sample, chunks=3)[::2].mean(("y", "x"))
+    compute = methodcaller("compute", scheduler="threads")
+    result = other_process.submit(compute, means).result(timeout=120)
+    np.testing.assert_array_equal(result.values, means.values)
+
+
+def _held_open(sample: Path) -> list[str]:
+    """The files of ``sample`` (the file, or those below the folder) this process holds open."""
+    root = sample.resolve()
+    held = (Path(f.path) for f in psutil.Process().open_files())
+    return sorted(str(p) for p in held if p == root or root in p.parents)
+
+
+def test_no_file_handle_stays_open(sample):
+    readers.read(sample)
+    assert not _held_open(sample)
     video = afmio.open(sample)
-    clone = pickle.loads(pickle.dumps(video))
-    np.testing.assert_array_equal(clone.values, video.values)
-    assert clone.attrs == video.attrs
+    afmio.channels(sample)
+    afmio.open_dataset(sample)
+    assert not _held_open(sample)
+    video.mean().compute()
+    assert not _held_open(sample)

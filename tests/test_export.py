@@ -10,7 +10,6 @@ import xarray as xr
 
 import afmio
 from afmio.export import export_stem
-from afmio.model import CHANNEL_ATTRS
 
 from conftest import random_levels
 
@@ -21,26 +20,6 @@ SAVERS = {
     "zarr": afmio.save_zarr,
 }
 SUFFIX = {"h5": ".h5", "npz": ".npz", "tif": ".ome.tif", "zarr": ".zarr"}
-
-
-@pytest.fixture
-def video(make_asd):
-    path = make_asd(channels={"TP": random_levels(7, 12, 10)}, frame_time_ms=125.0)
-    return afmio.open(path, chunks=3)
-
-
-@pytest.fixture
-def processed(video):
-    """A Dataset with a raw layer, a levelled current data and a mask, as playNano keeps."""
-    # The Dataset convention (as open_dataset builds it): the shared attrs on the Dataset,
-    # the channel's own on its variable, attrs["channel"] naming the current data.
-    own = {k: video.attrs[k] for k in CHANNEL_ATTRS}
-    shared = {k: v for k, v in video.attrs.items() if k not in CHANNEL_ATTRS}
-    levelled = (video - video.mean(("y", "x"))).astype("float32")
-    levelled.attrs = own
-    ds = levelled.to_dataset(name=video.name).assign_attrs(shared, channel=video.name)
-    ds = ds.afm.with_layer("raw", video).afm.with_layer("level", levelled)
-    return ds.afm.with_mask("high", levelled > 0)
 
 
 def test_export_names():

@@ -5,12 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import pickle
 import warnings
 
 import h5py
 import numpy as np
-import psutil
 import pytest
 
 import afmio
@@ -18,7 +16,7 @@ from afmio.errors import AfmIOWarning
 from afmio.readers import h5jpk
 from afmio.synthetic.h5jpk import DEFAULT_SCALING, write_h5jpk
 
-from conftest import bytes_read, compute_in_another_process, fails_cleanly
+from conftest import bytes_read, fails_cleanly
 
 REAL = "afmreader_sample_0.h5-jpk"
 M = "Measurement_000"
@@ -565,7 +563,7 @@ def test_random_damage_raises_only_afmio_errors(make_h5jpk, tmp_path):
     assert all(path.name in m for m in messages)
 
 
-# --- decoding paths, laziness, handles, pickling -------------------------------------------
+# --- decoding paths and laziness -----------------------------------------------------------
 
 
 def test_frames_decoded_by_afmio_and_by_hdf5_agree(make_h5jpk):
@@ -626,19 +624,6 @@ def test_chunks_hdf5_must_decode_are_read_through_h5py(make_h5jpk):
     np.testing.assert_array_equal(values[2], np.full((4, 4), 5.0))
 
 
-def test_sources_pickle_and_no_handle_stays_open(make_h5jpk):
-    path = make_h5jpk()
-    proc = psutil.Process()
-    rec = afmio.readers.read(path)
-    assert str(path) not in {f.path for f in proc.open_files()}
-    source = rec.channels[0].frames
-    clone = pickle.loads(pickle.dumps(source))
-    assert clone == source
-    np.testing.assert_array_equal(clone.read(0, 3, np.float32), source.read(0, 3, np.float32))
-    afmio.open(path).mean().compute()
-    assert str(path) not in {f.path for f in proc.open_files()}
-
-
 @pytest.fixture(scope="module")
 def big_h5jpk(tmp_path_factory):
     """About 100 MB: 400 nearly incompressible 256x256 int32 frames, one gzip chunk each."""
@@ -666,10 +651,3 @@ def test_open_reads_metadata_only_and_a_frame_reads_about_one_chunk(big_h5jpk):
     one = bytes_read() - before
     assert chunk <= one < chunk + 256 * 2**10
     assert frame.shape == (256, 256)
-
-
-def test_graph_pickles_and_computes_in_another_process(big_h5jpk):
-    video = afmio.open(big_h5jpk, chunks=50)[::40]
-    expected = video.mean(("y", "x")).values
-    np.testing.assert_array_equal(compute_in_another_process(video.mean(("y", "x"))), expected)
-    assert len(expected) == 10

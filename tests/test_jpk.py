@@ -9,7 +9,6 @@ import struct
 import time
 from pathlib import Path
 
-import cloudpickle
 import numpy as np
 import pytest
 import tifffile
@@ -600,15 +599,6 @@ def test_opening_300_files_takes_well_under_a_second(tmp_path):
     video = afmio.open(folder)
     assert time.perf_counter() - t0 < 1.0
     assert video.shape == (300, 16, 16)
-
-
-def test_result_pickles_and_computes_after_unpickling(tmp_path):
-    make_folder(tmp_path / "run", n=4)
-    video = afmio.open(tmp_path / "run", chunks=3)
-    clone = cloudpickle.loads(cloudpickle.dumps(video))
-    np.testing.assert_array_equal(clone.values, video.values)
-    means = cloudpickle.loads(cloudpickle.dumps(video.mean(("y", "x"))))
-    np.testing.assert_allclose(means.values, video.values.mean(axis=(1, 2)), rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------- real files

@@ -7,7 +7,6 @@ import json
 import os
 from datetime import datetime, timezone
 
-import cloudpickle
 import numpy as np
 import pytest
 
@@ -602,11 +601,3 @@ def test_open_reads_headers_only_and_a_frame_reads_one_frame(tmp_path):
     assert frame_bytes <= one < 2 * frame_bytes
     expected = levels((256, 256), 7)[::-1] / 65536 * 10.0
     np.testing.assert_allclose(frame, expected.astype(np.float32), rtol=1e-6)
-
-
-def test_pickles_with_cloudpickle(tmp_path):
-    folder = series(tmp_path / "s", NAMES, REL, DATES)
-    video = afmio.open(folder, chunks=1)
-    clone = cloudpickle.loads(cloudpickle.dumps(video))
-    np.testing.assert_array_equal(clone.values, video.values)
-    np.testing.assert_array_equal(clone["time"], video["time"])
