@@ -81,7 +81,8 @@ def test_error_channel_uses_sensor_sensitivity(make_asd):
     np.testing.assert_allclose(video.values, bipolar5(er, -0.5), rtol=1e-6, atol=1e-5)
 
 
-# Expected value of level L for each AD range code with factor f (docs/formats/asd.md#raw-levels-to-physical-values).
+# Expected value of level L for each AD range code with factor f
+# (docs/formats/asd.md#raw-levels-to-physical-values).
 AD_FORMULAS = {
     0x1: lambda L, f: -1.0 * L / 4096 * f,
     0x2: lambda L, f: -2.5 * L / 4096 * f,

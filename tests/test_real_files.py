@@ -31,7 +31,8 @@ def test_playnano_asd_sample(data_dir):
 
 
 def test_playnano_asd_first_frame_levels(data_dir):
-    # Frame 1 spans levels 3578..3607 (docs/formats/asd.md#raw-levels-to-physical-values): 0.0609 nm per level, negated.
+    # Frame 1 spans levels 3578..3607: 0.0609 nm per level, negated
+    # (docs/formats/asd.md#raw-levels-to-physical-values).
     per_level = 9.99 / 4096 * 2.0 * float(np.float32(12.48))
     frame = afmio.open(data_dir / "playnano_asd_sample_0.asd", dtype="float64").afm.frame(0)
     assert frame.max() == pytest.approx(-3578 * per_level)
