@@ -155,10 +155,10 @@ def plan(
     The stem is :func:`afmio.export.export_stem`'s; with ``channel`` it ends with the
     channel's canonical name, so that exports of different channels do not collide.
     """
-    rec = readers.read(path)
     with warnings.catch_warnings():
         # Reported once, by convert_one, when the frames are actually read.
         warnings.simplefilter("ignore", AfmIOWarning)
+        rec = readers.read(path)
         obj = open_source(rec, channel)
     base = None
     if channel is not None:
