@@ -147,15 +147,6 @@ def test_incompressible_lzf_chunks_are_stored_raw_as_hdf5_does(tmp_path, small_c
         np.testing.assert_array_equal(f["data"][()], values)
 
 
-def test_lzf_without_direct_access_encodes_through_hdf5(video, tmp_path, small_chunks, monkeypatch):
-    direct = afmio.save_h5_bundle(tmp_path / "direct", video, compression="lzf")
-    monkeypatch.setattr(hdf5, "_lzf_compress", lambda: None)
-    path = afmio.save_h5_bundle(tmp_path / "clip", video, compression="lzf")
-    with h5py.File(path) as f, h5py.File(direct) as g:
-        assert chunks_of(f["data"]) == chunks_of(g["data"])
-    xr.testing.assert_identical(afmio.open(path), video)
-
-
 def test_unknown_compression_is_refused(video, tmp_path):
     with pytest.raises(ValueError, match="compression must be one of"):
         afmio.save_h5_bundle(tmp_path / "clip", video, compression="zstd")

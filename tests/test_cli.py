@@ -233,14 +233,14 @@ def test_convert_bad_usage_exits_2(argv, message, capsys):
 
 
 def test_convert_to_gif_passes_the_gif_options(make_asd, tmp_path, monkeypatch, capsys):
-    real = afmio.export.export_gif
+    real = afmio.export.write
     calls = []
 
-    def spy(obj, path, **kwargs):
-        calls.append(kwargs)
-        return real(obj, path, **kwargs)
+    def spy(fmt, obj, path, *, render, **kwargs):
+        calls.append({**vars(render), **kwargs})  # the options GIF export was given
+        return real(fmt, obj, path, render=render, **kwargs)
 
-    monkeypatch.setattr(afmio.export, "export_gif", spy)
+    monkeypatch.setattr(afmio.export, "write", spy)
     video = make_asd("g.asd", {"TP": random_levels(4, 16, 16)})
     argv = ["convert", str(video), "--to", "gif", "--out", str(tmp_path), "--fps", "5"]
     assert main([*argv, "--cmap", "gray", "--zmin", "auto", "--zmax", "3.5"]) == 0

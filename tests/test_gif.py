@@ -13,10 +13,10 @@ import xarray as xr
 from PIL import GifImagePlugin, Image
 
 import afmio
-from afmio import export
-from afmio.gif import create_gif_with_scale_and_timestamp
-from afmio.gif import export_gif as seed_export_gif
+from afmio.playnano import create_gif_with_scale_and_timestamp
+from afmio.playnano import export_gif as seed_export_gif
 from afmio.render import N_LEVELS, OUTLINE, TEXT, data_stats, palette
+from afmio.writers import WRITERS, gif, mp4
 
 from conftest import bytes_read, random_levels
 
@@ -445,9 +445,9 @@ def test_seed_export_gif_names_the_file_like_the_seed(make_asd, tmp_path):
 
 
 def test_rendered_formats_are_listed_and_exported():
-    assert export.RENDERED["gif"] == (afmio.export_gif, ".gif")
-    assert export.RENDERED["mp4"] == (afmio.export_mp4, ".mp4")
-    assert set(export.FORMATS) == {"h5", "npz", "tif", "zarr"}
+    assert (WRITERS["gif"].write, WRITERS["gif"].suffix) == (gif.write, ".gif")
+    assert (WRITERS["mp4"].write, WRITERS["mp4"].suffix) == (mp4.write, ".mp4")
+    assert {n for n, w in WRITERS.items() if not w.rendering} == {"h5", "npz", "tif", "zarr"}
 
 
 def test_dataset_exports_its_current_data(make_asd, tmp_path):

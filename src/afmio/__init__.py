@@ -3,7 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from . import accessor as _accessor  # noqa: F401  (registers the ``.afm`` accessor)
-from .api import channels, formats, load_afm_stack, open, open_dataset
+from .api import channels, formats, open, open_dataset
 from .errors import (
     AfmFileExistsError,
     AfmFileNotFoundError,
@@ -28,6 +28,7 @@ from .export import (
     save_ome_tiff_stack,
     save_zarr,
 )
+from .playnano import load_afm_stack
 
 try:
     __version__ = version("afmio")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .model import LAYER_PREFIX, MASK_PREFIX, layer_attrs, mask_attrs
+from .model import LAYER_PREFIX, MASK_PREFIX, frame_interval, layer_attrs, mask_attrs
 from .progressbar import progress_callback
 
 
@@ -163,13 +163,10 @@ class AfmAccessor(_Exports):
 
     @property
     def frame_interval(self) -> float:
-        """Typical time between frame starts in s (the median step; NaN if unknown)."""
-        t = self.frame_times
-        if t.size >= 2:
-            return float(np.median(np.diff(t)))
-        if "frame_duration_s" in self._obj.coords and self._obj["frame_duration_s"].size:
-            return float(np.atleast_1d(self._obj["frame_duration_s"].values)[0])
-        return math.nan
+        """Typical time between frame starts in s (see :func:`afmio.model.frame_interval`)."""
+        coords = self._obj.coords
+        durations = coords["frame_duration_s"].values if "frame_duration_s" in coords else None
+        return frame_interval(self.frame_times, durations)
 
     @property
     def provenance(self) -> dict[str, Any]:

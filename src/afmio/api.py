@@ -77,13 +77,6 @@ def channels(path: PathLike) -> list[str]:
     return [c.name for c in readers.read(path).channels if c.role == "data"]
 
 
-def load_afm_stack(
-    path: PathLike, channel: str | None = "height_trace", **kwargs: Any
-) -> xr.DataArray:
-    """Alias of :func:`open` under playNano's name and default channel."""
-    return open(path, channel, **kwargs)
-
-
 def formats() -> list[FormatInfo]:
     """List the formats afmio reads, with their usual extensions."""
     return readers.formats()

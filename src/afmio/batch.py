@@ -29,6 +29,9 @@ import xarray as xr
 from . import export, readers
 from .errors import AfmIOError, AfmIOWarning, UnsupportedFormatError
 from .model import build_dataarray, build_dataset
+from .recording import Recording
+from .render import RenderOptions
+from .writers import WRITERS
 from .writers._common import _remove
 
 if TYPE_CHECKING:
@@ -36,12 +39,8 @@ if TYPE_CHECKING:
 
 PathLike = str | os.PathLike[str]
 
-#: Bundle formats (written by :mod:`afmio.export`'s ``save_*`` functions) and their suffixes.
-BUNDLES = {fmt: suffix for fmt, (_, suffix) in export.FORMATS.items()}
-#: Rendered formats (``afmio.export.export_gif`` / ``export_mp4``) and their suffixes.
-RENDERED = {fmt: suffix for fmt, (_, suffix) in export.RENDERED.items()}
-#: Every format :func:`convert` writes.
-ALL_FORMATS = (*BUNDLES, *RENDERED)
+#: Every format :func:`convert` writes: those of :data:`afmio.writers.WRITERS`.
+ALL_FORMATS = tuple(WRITERS)
 
 FLOAT32 = np.dtype("float32")
 #: Seconds between two progress events of one file sent from a worker.
@@ -64,6 +63,8 @@ class Job:
     n_frames: int
     channel: str | None = None
     raw: bool = False
+    #: The headers :func:`plan` parsed, so that the file is not parsed again.
+    recording: Recording | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -131,10 +132,10 @@ def parse_formats(text: str | Iterable[str]) -> list[str]:
     return formats
 
 
-def open_source(path: PathLike, channel: str | None = None) -> xr.DataArray | xr.Dataset:
-    """Open ``path`` lazily as a conversion reads it: ``channel`` alone when given, else
-    the current data, with its processed layers and masks when the file has any."""
-    rec = readers.read(path)
+def open_source(rec: Recording, channel: str | None = None) -> xr.DataArray | xr.Dataset:
+    """Open a file's parsed headers lazily as a conversion reads them: ``channel`` alone
+    when given, else the current data, with its processed layers and masks when the file
+    has any."""
     if channel is None and any(ch.role != "data" for ch in rec.channels):
         return build_dataset(rec, FLOAT32, None)
     return build_dataarray(rec, channel, FLOAT32, None)
@@ -157,16 +158,17 @@ def plan(
     with warnings.catch_warnings():
         # Reported once, by convert_one, when the frames are actually read.
         warnings.simplefilter("ignore", AfmIOWarning)
-        obj = open_source(path, channel)
+        rec = readers.read(path)
+        obj = open_source(rec, channel)
     base = None
     if channel is not None:
         base = f"{Path(path).stem}_{obj.attrs.get('channel', channel)}"
     stem = export.export_stem(obj, base, raw)
-    suffixes = {**BUNDLES, **RENDERED}
     folder = Path(out_dir).absolute()
-    targets = {f: str(folder / (stem + suffixes[f])) for f in formats}
+    targets = {f: str(folder / (stem + WRITERS[f].suffix)) for f in formats}
     source = str(Path(path).absolute())
-    return Job(index, str(path), source, targets, int(obj.sizes["time"]), channel, raw)
+    n = int(obj.sizes["time"])
+    return Job(index, str(path), source, targets, n, channel, raw, recording=rec)
 
 
 def output_size(path: PathLike) -> int:
@@ -195,12 +197,10 @@ def remove_stale_temps(target: PathLike) -> list[Path]:
 
 
 def _write(fmt: str, target: str, obj: Any, raw: bool, render: Mapping[str, Any], progress):
+    options = {"render": RenderOptions(**render)} if WRITERS[fmt].rendering else {}
     # overwrite=True: the caller has decided to write this target; the writer still
     # replaces it only once the new file is complete.
-    if fmt in BUNDLES:
-        return export.SAVERS[fmt](target, obj, raw, overwrite=True, progress=progress)
-    writer = getattr(export, f"export_{fmt}")  # export_gif, export_mp4
-    return writer(obj, target, raw=raw, overwrite=True, progress=progress, **render)
+    return export.write(fmt, obj, target, raw=raw, overwrite=True, progress=progress, **options)
 
 
 def convert_one(
@@ -226,7 +226,8 @@ def convert_one(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", AfmIOWarning)
         try:
-            obj = open_source(job.source, job.channel) if todo else None
+            rec = (job.recording or readers.read(job.source)) if todo else None
+            obj = open_source(rec, job.channel) if rec else None
         except AfmIOError as exc:
             errors.append(error_line(exc, job.path))
             todo = []

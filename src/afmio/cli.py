@@ -11,15 +11,14 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
 from tqdm import tqdm
 
 from . import __version__, batch, demo, readers
 from .accessor import _fmt_bytes
 from .errors import AfmIOError
-from .model import default_channel
+from .model import default_channel, frame_interval
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 MAIN_EXAMPLES = """\
 examples:
@@ -61,6 +60,27 @@ examples:
   afmio demo --out /tmp/afmio-demo
 """
 
+#: Each command's line in ``afmio --help``, its description and its examples.
+COMMANDS = {
+    "info": (
+        "show what files hold: format, channels, size, timing",
+        "Show the format, channels, dims, pixel size, frame interval, duration\n"
+        "and size on disk of each file (or folder of one-frame files).",
+        INFO_EXAMPLES,
+    ),
+    "convert": (
+        "export files to HDF5, NPZ, OME-TIFF, Zarr, GIF or MP4",
+        "Export videos to other formats, with progress bars and a summary\n"
+        "table; in parallel on a dask cluster with --workers or --scheduler.",
+        CONVERT_EXAMPLES,
+    ),
+    "demo": (
+        "write a synthetic example video, open it and export it",
+        "Write a synthetic two-channel ASD video, open it lazily and export\nit to every format.",
+        DEMO_EXAMPLES,
+    ),
+}
+
 
 def _formats(text: str) -> list[str]:
     try:
@@ -94,26 +114,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"afmio {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = {
+        name: sub.add_parser(
+            name, help=summary, description=text, epilog=epilog, formatter_class=raw
+        )
+        for name, (summary, text, epilog) in COMMANDS.items()
+    }
 
-    p = sub.add_parser(
-        "info",
-        help="show what files hold: format, channels, size, timing",
-        description="Show the format, channels, dims, pixel size, frame interval, duration\n"
-        "and size on disk of each file (or folder of one-frame files).",
-        epilog=INFO_EXAMPLES,
-        formatter_class=raw,
-    )
+    p = commands["info"]
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to describe")
     p.add_argument("--json", action="store_true", help="print one JSON list for machines")
 
-    p = sub.add_parser(
-        "convert",
-        help="export files to HDF5, NPZ, OME-TIFF, Zarr, GIF or MP4",
-        description="Export videos to other formats, with progress bars and a summary\n"
-        "table; in parallel on a dask cluster with --workers or --scheduler.",
-        epilog=CONVERT_EXAMPLES,
-        formatter_class=raw,
-    )
+    p = commands["convert"]
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to convert")
     p.add_argument(
         "--to",
@@ -143,27 +155,19 @@ def _parser() -> argparse.ArgumentParser:
     gif = p.add_argument_group("GIF and MP4 options")
     gif.add_argument("--fps", type=float, help="frames per second (default: real timing)")
     gif.add_argument("--cmap", help="matplotlib colour map name (default: afmhot)")
-    gif.add_argument(
-        "--zmin",
-        type=_level,
-        help="value at the colour map's bottom: a number, or 'auto' (1st percentile); "
-        "default: the minimum (of each frame when --zmax is not given either)",
-    )
-    gif.add_argument(
-        "--zmax",
-        type=_level,
-        help="value at the colour map's top: a number, or 'auto' (99th percentile); "
-        "default: the maximum (of each frame when --zmin is not given either)",
-    )
+    for end, (where, percentile, extreme, other) in {
+        "zmin": ("bottom", "1st", "minimum", "zmax"),
+        "zmax": ("top", "99th", "maximum", "zmin"),
+    }.items():
+        gif.add_argument(
+            f"--{end}",
+            type=_level,
+            help=f"value at the colour map's {where}: a number, or 'auto' ({percentile} "
+            f"percentile); default: the {extreme} (of each frame when --{other} is not "
+            "given either)",
+        )
 
-    p = sub.add_parser(
-        "demo",
-        help="write a synthetic example video, open it and export it",
-        description="Write a synthetic two-channel ASD video, open it lazily and export\n"
-        "it to every format.",
-        epilog=DEMO_EXAMPLES,
-        formatter_class=raw,
-    )
+    p = commands["demo"]
     p.add_argument(
         "--out", type=Path, default=Path("afmio-demo"), metavar="DIR", help="output folder"
     )
@@ -183,12 +187,7 @@ def describe(path: str) -> dict[str, Any]:
     rec = readers.read(path)
     current = default_channel(rec)
     n, ny, nx = current.frames.shape
-    times = np.asarray(rec.time_s[:n], dtype=np.float64)
-    interval = math.nan
-    if n >= 2:
-        interval = float(np.median(np.diff(times)))
-    elif "frame_duration_s" in rec.frame_coords and len(rec.frame_coords["frame_duration_s"]):
-        interval = float(rec.frame_coords["frame_duration_s"][0])
+    interval = frame_interval(rec.time_s[:n], rec.frame_coords.get("frame_duration_s"))
     data = [ch for ch in rec.channels if ch.role == "data"]
     found = [*rec.warnings, *(w for ch in data for w in ch.warnings)]
     return {

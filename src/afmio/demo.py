@@ -10,6 +10,7 @@ from pathlib import Path
 from . import batch
 from .api import channels, open
 from .synthetic import bipolar_levels, diffusing_particles, write_asd
+from .writers import BUNDLES
 
 N_FRAMES = 300
 SIZE = 128
@@ -63,7 +64,7 @@ def run(out_dir: Path, report: Callable[[str], None]) -> list[batch.Result]:
             f"heights {frame.min():.2f} to {frame.max():.2f} nm"
         )
     # The example is rewritten on every run, so its exports are too.
-    results = batch.convert([path], [*batch.BUNDLES, "gif"], out_dir, overwrite=True)
+    results = batch.convert([path], [*BUNDLES, "gif"], out_dir, overwrite=True)
     report(f"exported it in {results[0].seconds:.2f} s:")
     for target in results[0].targets.values():
         if Path(target).exists():

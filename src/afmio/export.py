@@ -20,18 +20,12 @@ import xarray as xr
 from . import readers
 from .errors import UnsupportedFormatError
 from .model import LAYER_PREFIX, build_dataset
-from .writers import gif, hdf5, mp4, npz, ometiff, zarr
+from .render import RenderOptions
+from .writers import BUNDLES, WRITERS
 from .writers._common import Progress, bundle_content
 
 PathLike = str | os.PathLike[str]
-
-#: Export formats, their writer and the suffix of the files they make.
-FORMATS = {
-    "h5": (hdf5, ".h5"),
-    "npz": (npz, ".npz"),
-    "tif": (ometiff, ".ome.tif"),
-    "zarr": (zarr, ".zarr"),
-}
+Video = xr.DataArray | xr.Dataset
 
 
 def _with_suffix(path: PathLike, suffix: str) -> Path:
@@ -48,23 +42,22 @@ def _with_suffix(path: PathLike, suffix: str) -> Path:
     return path if path.suffix.lower() == suffix else path.with_name(name + suffix)
 
 
-#: Rendered (annotated, for viewing) formats: their writer and suffix.
-_RENDER_WRITERS = {"gif": (gif, ".gif"), "mp4": (mp4, ".mp4")}
+def write(fmt: str, obj: Video, path: PathLike, raw: bool = False, **options: Any) -> Path:
+    """Write ``obj`` in the format named ``fmt`` (a key of :data:`afmio.writers.WRITERS`):
+    what the functions below run.
 
-
-def _save(
-    fmt: str, path: PathLike, obj: Any, raw: bool, overwrite: bool, progress, **options
-) -> Path:
-    writer, suffix = FORMATS[fmt] if fmt in FORMATS else _RENDER_WRITERS[fmt]
-    content = bundle_content(obj, raw)
-    return writer.write(
-        _with_suffix(path, suffix), content, overwrite=overwrite, progress=progress, **options
-    )
+    The format's suffix is added to ``path`` unless it ends with it; ``raw`` is theirs;
+    ``options`` go to the writer: ``overwrite``, ``progress``, and its own
+    (``compression`` for ``"h5"``, ``render``, a :class:`~afmio.render.RenderOptions`,
+    for ``"gif"`` and ``"mp4"``).
+    """
+    writer = WRITERS[fmt]
+    return writer.write(_with_suffix(path, writer.suffix), bundle_content(obj, raw), **options)
 
 
 def save_h5_bundle(
     path: PathLike,
-    obj: xr.DataArray | xr.Dataset,
+    obj: Video,
     raw: bool = False,
     *,
     overwrite: bool = False,
@@ -93,64 +86,39 @@ def save_h5_bundle(
     pathlib.Path
         The file written.
     """
-    return _save("h5", path, obj, raw, overwrite, progress, compression=compression)
+    return write(
+        "h5", obj, path, raw=raw, overwrite=overwrite, progress=progress, compression=compression
+    )
 
 
-def save_npz_bundle(
-    path: PathLike,
-    obj: xr.DataArray | xr.Dataset,
-    raw: bool = False,
-    *,
-    overwrite: bool = False,
-    progress: Progress | None = None,
-) -> Path:
+def save_npz_bundle(path: PathLike, obj: Video, raw: bool = False, **options: Any) -> Path:
     """Write an NPZ bundle (playNano's layout, stored uncompressed so it reads in place).
 
-    Parameters are those of :func:`save_h5_bundle`; ``.npz`` is added to the name.
+    Takes the parameters of :func:`save_h5_bundle` (``overwrite``, ``progress``) but
+    ``compression``; ``.npz`` is added to the name.
     """
-    return _save("npz", path, obj, raw, overwrite, progress)
+    return write("npz", obj, path, raw=raw, **options)
 
 
-def save_ome_tiff_stack(
-    path: PathLike,
-    obj: xr.DataArray | xr.Dataset,
-    raw: bool = False,
-    *,
-    overwrite: bool = False,
-    progress: Progress | None = None,
-) -> Path:
+def save_ome_tiff_stack(path: PathLike, obj: Video, raw: bool = False, **options: Any) -> Path:
     """Write an OME-TIFF stack (T, C, Z, Y, X) with calibration, as playNano does.
 
-    Parameters are those of :func:`save_h5_bundle`; the name is made to end ``.ome.tif``.
+    Takes the parameters of :func:`save_h5_bundle` (``overwrite``, ``progress``) but
+    ``compression``; the name is made to end ``.ome.tif``.
     """
-    return _save("tif", path, obj, raw, overwrite, progress)
+    return write("tif", obj, path, raw=raw, **options)
 
 
-def save_zarr(
-    path: PathLike,
-    obj: xr.DataArray | xr.Dataset,
-    raw: bool = False,
-    *,
-    overwrite: bool = False,
-    progress: Progress | None = None,
-) -> Path:
+def save_zarr(path: PathLike, obj: Video, raw: bool = False, **options: Any) -> Path:
     """Write a Zarr v3 store with OME-Zarr (NGFF) image metadata, chunks in parallel.
 
-    Parameters are those of :func:`save_h5_bundle`; ``.zarr`` is added to the name.
+    Takes the parameters of :func:`save_h5_bundle` (``overwrite``, ``progress``) but
+    ``compression``; ``.zarr`` is added to the name.
     """
-    return _save("zarr", path, obj, raw, overwrite, progress)
+    return write("zarr", obj, path, raw=raw, **options)
 
 
-#: The bundle formats' save functions, by format name.
-SAVERS = {
-    "h5": save_h5_bundle,
-    "npz": save_npz_bundle,
-    "tif": save_ome_tiff_stack,
-    "zarr": save_zarr,
-}
-
-
-def export_stem(obj: xr.DataArray | xr.Dataset, base_name: str | None, raw: bool) -> str:
+def export_stem(obj: Video, base_name: str | None, raw: bool) -> str:
     """The file stem of an export: ``base_name`` (or the source's stem), plus
     ``_filtered`` when processed layers other than ``raw`` exist (never twice)."""
     stem = base_name or Path(obj.attrs.get("source", {}).get("path", "afmio_export")).stem
@@ -165,10 +133,10 @@ def export_stem(obj: xr.DataArray | xr.Dataset, base_name: str | None, raw: bool
 
 
 def export_bundles(
-    obj: xr.DataArray | xr.Dataset,
+    obj: Video,
     output_folder: PathLike,
     base_name: str | None = None,
-    formats: Iterable[str] = ("h5", "npz", "tif", "zarr"),
+    formats: Iterable[str] = BUNDLES,
     raw: bool = False,
     *,
     overwrite: bool = False,
@@ -182,21 +150,28 @@ def export_bundles(
         If a format is not one of ``"h5"``, ``"npz"``, ``"tif"``, ``"zarr"``.
     """
     formats = list(formats)
-    bad = sorted(set(formats) - set(FORMATS))
+    bad = sorted(set(formats) - set(BUNDLES))
     if bad:
         raise UnsupportedFormatError(
-            None, f"cannot export to {', '.join(map(repr, bad))}; choose from {sorted(FORMATS)}"
+            None, f"cannot export to {', '.join(map(repr, bad))}; choose from {sorted(BUNDLES)}"
         )
     stem = export_stem(obj, base_name, raw)
     folder = Path(output_folder)
     return {
-        fmt: _save(fmt, folder / (stem + FORMATS[fmt][1]), obj, raw, overwrite, progress)
+        fmt: write(
+            fmt,
+            obj,
+            folder / (stem + WRITERS[fmt].suffix),
+            raw=raw,
+            overwrite=overwrite,
+            progress=progress,
+        )
         for fmt in formats
     }
 
 
 def export_gif(
-    obj: xr.DataArray | xr.Dataset,
+    obj: Video,
     path: PathLike,
     *,
     cmap: str = "afmhot",
@@ -221,24 +196,11 @@ def export_gif(
         A video opened by afmio (a Dataset exports its current data).
     path : str or PathLike
         Target; ``.gif`` is added unless the name ends with it.
-    cmap : str
-        Matplotlib colormap name.
-    fps : float, optional
-        Frames per second; by default each frame is shown for the real time to the next.
-    zmin, zmax : float, "auto" or None
-        Data values at the colormap's ends: a number, ``"auto"`` for the 1st / 99th
-        percentile of the whole video, or None for its min / max. One scale for the whole
-        video unless both are None: then each frame is scaled to its own range.
-    scale_bar_nm : float, optional
-        Scale bar length; by default a round length about a fifth of the frame width.
-    draw_ts, draw_scale : bool
-        Draw the time (top left) and the scale bar with its length (bottom right).
-    raw : bool
-        Export the ``raw`` processed layer instead of the current data.
-    overwrite : bool
-        Replace an existing target.
-    progress : callable, optional
-        Called as ``progress(frames_done, frames_total)``.
+    cmap, fps, zmin, zmax, scale_bar_nm, draw_ts, draw_scale
+        How the video looks and plays: see :class:`afmio.render.RenderOptions`.
+    raw, overwrite, progress
+        As in :func:`save_h5_bundle`: export the ``raw`` layer, replace an existing
+        target, report ``progress(frames_done, frames_total)``.
 
     Returns
     -------
@@ -252,91 +214,48 @@ def export_gif(
     afmio.AfmFileExistsError
         If the target exists and ``overwrite`` is False.
     """
-    return _save(
-        "gif",
-        path,
-        obj,
-        raw,
-        overwrite,
-        progress,
-        cmap=cmap,
-        fps=fps,
-        zmin=zmin,
-        zmax=zmax,
-        scale_bar_nm=scale_bar_nm,
-        draw_ts=draw_ts,
-        draw_scale=draw_scale,
-    )
+    render = RenderOptions(cmap, fps, zmin, zmax, scale_bar_nm, draw_ts, draw_scale)
+    return write("gif", obj, path, render=render, raw=raw, overwrite=overwrite, progress=progress)
 
 
-def export_mp4(
-    obj: xr.DataArray | xr.Dataset,
-    path: PathLike,
-    *,
-    cmap: str = "afmhot",
-    fps: float | None = None,
-    zmin: float | str | None = None,
-    zmax: float | str | None = None,
-    scale_bar_nm: float | None = None,
-    draw_ts: bool = True,
-    draw_scale: bool = True,
-    raw: bool = False,
-    overwrite: bool = False,
-    progress: Progress | None = None,
-) -> Path:
+def export_mp4(obj: Video, path: PathLike, *, raw: bool = False, **options: Any) -> Path:
     """Write an H.264 MP4 video of the same frames as :func:`export_gif`.
 
-    Parameters are those of :func:`export_gif`; ``.mp4`` is added to the name. A video has
-    one frame rate: ``fps``, or by default one frame per median frame interval. Needs the
-    ``imageio-ffmpeg`` package (``pip install afmio[video]``).
+    Takes the keyword arguments of :func:`export_gif` (``overwrite``, ``progress`` and
+    the drawing options of :class:`afmio.render.RenderOptions`); ``.mp4`` is added to the
+    name. A video has one frame rate: ``fps``, or by default one frame per median frame
+    interval. Needs the ``imageio-ffmpeg`` package (``pip install afmio[video]``).
 
     Raises
     ------
     afmio.AfmIOError
         If imageio-ffmpeg is not installed, or ffmpeg fails.
     """
-    return _save(
-        "mp4",
-        path,
-        obj,
-        raw,
-        overwrite,
-        progress,
-        cmap=cmap,
-        fps=fps,
-        zmin=zmin,
-        zmax=zmax,
-        scale_bar_nm=scale_bar_nm,
-        draw_ts=draw_ts,
-        draw_scale=draw_scale,
-    )
-
-
-#: Rendered (annotated, for viewing) export formats: their function and suffix.
-RENDERED = {"gif": (export_gif, ".gif"), "mp4": (export_mp4, ".mp4")}
+    target = {k: options.pop(k) for k in ("overwrite", "progress") if k in options}
+    return write("mp4", obj, path, raw, render=RenderOptions(**options), **target)
 
 
 def _load(path: PathLike, fmt: str) -> xr.Dataset:
     path = Path(path).expanduser().resolve()
-    reader = readers.detect(path)
-    if reader.name != fmt:
-        raise UnsupportedFormatError(path, f"is a {reader.name} file, not a {fmt} bundle")
+    reader, loader = readers.detect(path), WRITERS[fmt].loader
+    if reader.name != loader:
+        raise UnsupportedFormatError(path, f"is a {reader.name} file, not a {loader} bundle")
     return build_dataset(reader.read(path), np.dtype("float32"), None)
 
 
 def load_h5_bundle(path: PathLike) -> xr.Dataset:
     """Open an HDF5 bundle lazily: data, layers, masks and metadata as one Dataset."""
-    return _load(path, "h5-bundle")
+    return _load(path, "h5")
 
 
 def load_npz_bundle(path: PathLike) -> xr.Dataset:
     """Open an NPZ bundle lazily (stored entries are read in place)."""
-    return _load(path, "npz-bundle")
+    return _load(path, "npz")
 
 
 def load_ome_tiff_stack(path: PathLike) -> xr.Dataset:
     """Open an OME-TIFF stack lazily."""
-    return _load(path, "ome-tiff")
+    return _load(path, "tif")
 
 
 def load_zarr(path: PathLike) -> xr.Dataset:

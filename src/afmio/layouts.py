@@ -35,8 +35,9 @@ ZARR_FLOAT_KEY = "$float"
 AFMIO_KEY = "afmio"
 
 
-def frame_metadata(obj: xr.DataArray | xr.Dataset) -> list[dict[str, Any]]:
-    """playNano's per-frame metadata list from the coords along ``time`` (None for NaN/"")."""
+def frame_metadata(obj: xr.DataArray | xr.Dataset) -> dict[str, list[Any]]:
+    """playNano's per-frame metadata as columns (one list per key, in playNano's key
+    order) from the coords along ``time``; None for NaN or ""."""
     n = obj.sizes["time"]
     pixel = float(obj.attrs.get("pixel_size_nm", np.nan))
 
@@ -51,7 +52,7 @@ def frame_metadata(obj: xr.DataArray | xr.Dataset) -> list[dict[str, Any]]:
         if "time" in obj.coords
         else list(range(n))
     )
-    columns = {
+    return {
         "timestamp": times,
         "frame_pixel_size_nm": [None if pixel != pixel else pixel] * n,
         "frame_duration_s": column("frame_duration_s"),
@@ -60,6 +61,12 @@ def frame_metadata(obj: xr.DataArray | xr.Dataset) -> list[dict[str, Any]]:
         "line_rate": column("line_rate"),
         "frame_index": column("frame_index"),
     }
+
+
+def frame_metadata_rows(columns: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """playNano's per-frame metadata list (one dict per frame) from its columns: the form
+    its files hold."""
+    n = len(next(iter(columns.values()), []))
     return [{k: v[i] for k, v in columns.items()} for i in range(n)]
 
 

@@ -16,6 +16,7 @@ current data. ``encoding["source"]`` is the path the object was opened from.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -48,6 +49,21 @@ FRAME_COORDS = ("start_epoch_ms", "frame_duration_s", "line_rate", "scan_directi
 LAYER_PREFIX, MASK_PREFIX = "processed__", "masks__"
 #: Attributes that describe one variable rather than the whole recording.
 CHANNEL_ATTRS = ("units", "long_name", "channel", "native_channel")
+
+
+def frame_interval(time_s: Any, frame_duration_s: Any = None) -> float:
+    """Typical time between frame starts in s: the median of the finite, positive steps
+    between the frame times; without any, the first finite, positive frame duration
+    (one frame lasts that long); NaN if neither is known.
+    """
+    steps = np.diff(np.asarray(time_s, dtype=np.float64).reshape(-1))
+    steps = steps[np.isfinite(steps) & (steps > 0)]
+    if steps.size:
+        return float(np.median(steps))
+    durations = np.asarray([] if frame_duration_s is None else frame_duration_s, dtype=np.float64)
+    durations = durations.reshape(-1)[:1]
+    first = float(durations[0]) if durations.size else math.nan
+    return first if 0 < first < math.inf else math.nan
 
 
 def default_channel(rec: Recording) -> ChannelInfo:

@@ -14,16 +14,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .render import (
-    FrameRenderer,
-    chunk_stats,
-    frame_durations,
-    levels_from_stats,
-    merge_stats,
-    needs_stats,
-    palette,
-    time_decimals,
-)
+from .render import RenderOptions, chunk_stats, levels_from_stats, merge_stats, time_decimals
 from .writers.gif import gif_delays, write_frames
 
 
@@ -117,6 +108,7 @@ def play(
     one at a time (twice when ``zmin``/``zmax`` need the data's statistics). The other
     options are those of :func:`afmio.export_gif`.
     """
+    render = RenderOptions(cmap, fps, zmin, zmax, scale_bar_nm, draw_ts, draw_scale)
     chosen = shown_frames(obj.sizes["time"], frames, max_frames)
     times = (
         np.asarray(obj["time"].values, dtype=np.float64)[chosen]
@@ -128,25 +120,11 @@ def play(
         # One frame per compute: dask then reads just that frame, not its whole chunk.
         return np.asarray(obj.isel(time=int(i)).values)
 
-    stats = merge_stats(chunk_stats(read(i)) for i in chosen) if needs_stats(zmin, zmax) else None
-    renderer = FrameRenderer(
-        obj.shape[1:],
-        levels_from_stats(zmin, zmax, stats),
-        obj.afm.pixel_size_nm,
-        obj.afm.frame_interval,
-        scale_bar_nm,
-        draw_ts,
-        draw_scale,
-    )
-    delays = gif_delays(frame_durations(times, fps))
+    stats = merge_stats(chunk_stats(read(i)) for i in chosen) if render.needs_stats else None
+    levels = levels_from_stats(zmin, zmax, stats)
+    renderer = render.renderer(obj.shape[1:], levels, obj.afm.pixel_size_nm, obj.afm.frame_interval)
     buf = io.BytesIO()
-    count = write_frames(
-        buf,
-        ((k, read(i)) for k, i in enumerate(chosen)),
-        renderer,
-        palette(cmap),
-        times,
-        delays,
-        numbers=chosen,
-    )
+    shown = ((k, read(i)) for k, i in enumerate(chosen))
+    delays = gif_delays(render.durations(times))
+    count = write_frames(buf, shown, renderer, render.palette(), times, delays, numbers=chosen)
     return Animation(buf.getvalue(), count)

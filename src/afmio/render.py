@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import dask
 import dask.array as da
@@ -52,11 +53,7 @@ def palette(cmap: str = "afmhot") -> np.ndarray:
     """The 256 x 3 uint8 palette: ``N_LEVELS`` colours of ``cmap``, then white, black."""
     from matplotlib import colormaps
 
-    try:
-        colormap = colormaps[cmap]
-    except KeyError:
-        raise ValueError(f"unknown colormap {cmap!r}; see matplotlib.colormaps") from None
-    rgb = colormap(np.linspace(0.0, 1.0, N_LEVELS))[:, :3]
+    rgb = colormaps[cmap](np.linspace(0.0, 1.0, N_LEVELS))[:, :3]
     levels = np.rint(rgb * 255).astype(np.uint8)
     return np.vstack([levels, [[255, 255, 255], [0, 0, 0]]]).astype(np.uint8)
 
@@ -99,13 +96,6 @@ def needs_stats(zmin: float | str | None, zmax: float | str | None) -> bool:
     return (zmin, zmax) != (None, None) and any(z is None or z == "auto" for z in (zmin, zmax))
 
 
-def _check_level(name: str, z: float | str | None) -> None:
-    if z is None or z == "auto":
-        return
-    if isinstance(z, str) or not isinstance(z, (int, float, np.number)) or not math.isfinite(z):
-        raise ValueError(f"{name} must be a finite number, 'auto' or None, not {z!r}")
-
-
 def levels_from_stats(
     zmin: float | str | None, zmax: float | str | None, stats: dict[str, float] | None
 ) -> Levels:
@@ -114,13 +104,12 @@ def levels_from_stats(
     Parameters
     ----------
     zmin, zmax : float, "auto" or None
-        A value; ``"auto"`` for the 1st (99th) percentile of the data; None for the data's
-        min (max). Both None scales each frame to its own range.
+        A value (checked by :class:`RenderOptions`); ``"auto"`` for the 1st (99th)
+        percentile of the data; None for the data's min (max). Both None scales each frame
+        to its own range.
     stats : dict or None
         From :func:`data_stats`; needed unless both are numbers (or both None).
     """
-    _check_level("zmin", zmin)
-    _check_level("zmax", zmax)
     if zmin is None and zmax is None:
         return None
     low, high = (
@@ -145,13 +134,6 @@ def data_stats(data: da.Array) -> dict[str, float]:
     """
     tasks = [dask.delayed(chunk_stats)(block) for block in data.to_delayed().ravel()]
     return merge_stats(dask.compute(*tasks))
-
-
-def resolve_levels(data: da.Array, zmin: float | str | None, zmax: float | str | None) -> Levels:
-    """:func:`levels_from_stats` with the statistics read lazily from ``data`` if needed."""
-    _check_level("zmin", zmin)
-    _check_level("zmax", zmax)
-    return levels_from_stats(zmin, zmax, data_stats(data) if needs_stats(zmin, zmax) else None)
 
 
 def to_indices(frame: np.ndarray, levels: Levels) -> np.ndarray:
@@ -203,16 +185,15 @@ def time_decimals(interval_s: float) -> int:
 
 
 def frame_durations(timestamps: Sequence[float], fps: float | None) -> np.ndarray:
-    """Seconds each frame is shown: ``1/fps``, else the steps between the frame times
-    (the last frame gets the median step).
+    """Seconds each frame is shown: ``1/fps`` (a positive number, checked by
+    :class:`RenderOptions`), else the steps between the frame times (the last frame gets
+    the median step).
 
     Warns (:class:`~afmio.AfmIOWarning`) and plays at :data:`FALLBACK_FPS` when the times
     are unknown (NaN) or not increasing.
     """
     n = len(timestamps)
     if fps is not None:
-        if not (isinstance(fps, (int, float, np.number)) and math.isfinite(fps) and fps > 0):
-            raise ValueError(f"fps must be a positive number, not {fps!r}")
         return np.full(n, 1.0 / fps)
     steps = np.diff(np.asarray(timestamps, dtype=np.float64))
     if n >= 2 and np.all(np.isfinite(steps)) and np.all(steps > 0):
@@ -241,7 +222,8 @@ class FrameRenderer:
     interval_s : float
         Typical time between frames; sets the decimals of the timestamp.
     scale_bar_nm : float, optional
-        Bar length; default a round length about a fifth of the frame width.
+        Bar length (positive, checked by :class:`RenderOptions`); default a round length
+        about a fifth of the frame width.
     draw_ts, draw_scale : bool
         Draw the timestamp (top left) and the scale bar with its label (bottom right).
     """
@@ -278,8 +260,6 @@ class FrameRenderer:
             return
         if bar_nm is None:
             bar_nm = nice_length(0.2 * nx * pixel_nm)
-        elif not (isinstance(bar_nm, (int, float, np.number)) and bar_nm > 0):
-            raise ValueError(f"scale_bar_nm must be a positive number, not {bar_nm!r}")
         length = round(bar_nm / pixel_nm * self.factor)
         if not 1 <= length <= self.width - 2 * self.margin:
             warnings.warn(
@@ -338,3 +318,90 @@ class FrameRenderer:
         if self.draw_ts:
             self._stamp(image, (self.margin, self.margin), self.time_label(time_s, index), "la")
         return image
+
+
+def _is_number(x: object) -> bool:
+    return isinstance(x, (int, float, np.number)) and not isinstance(x, str)
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How a rendered video looks and plays: what :func:`afmio.export_gif`,
+    :func:`afmio.export_mp4` and ``.afm.play`` take, checked once when made.
+
+    Parameters
+    ----------
+    cmap : str
+        Matplotlib colormap name.
+    fps : float, optional
+        Frames per second; by default each frame is shown for the real time to the next.
+    zmin, zmax : float, "auto" or None
+        Data values at the colormap's ends: a number, ``"auto"`` for the 1st / 99th
+        percentile of the whole video, or None for its min / max. One scale for the whole
+        video unless both are None: then each frame is scaled to its own range.
+    scale_bar_nm : float, optional
+        Scale bar length; by default a round length about a fifth of the frame width.
+    draw_ts, draw_scale : bool
+        Draw the time (top left) and the scale bar with its length (bottom right).
+
+    Raises
+    ------
+    ValueError
+        If the colormap is unknown or an option is out of range.
+    """
+
+    cmap: str = "afmhot"
+    fps: float | None = None
+    zmin: float | str | None = None
+    zmax: float | str | None = None
+    scale_bar_nm: float | None = None
+    draw_ts: bool = True
+    draw_scale: bool = True
+
+    def __post_init__(self) -> None:
+        from matplotlib import colormaps
+
+        if self.cmap not in colormaps:
+            raise ValueError(f"unknown colormap {self.cmap!r}; see matplotlib.colormaps")
+        fps = self.fps
+        if fps is not None and not (_is_number(fps) and math.isfinite(fps) and fps > 0):
+            raise ValueError(f"fps must be a positive number, not {fps!r}")
+        for name, z in (("zmin", self.zmin), ("zmax", self.zmax)):
+            if not (z is None or z == "auto" or (_is_number(z) and math.isfinite(z))):
+                raise ValueError(f"{name} must be a finite number, 'auto' or None, not {z!r}")
+        bar = self.scale_bar_nm
+        if bar is not None and not (_is_number(bar) and bar > 0):
+            raise ValueError(f"scale_bar_nm must be a positive number, not {bar!r}")
+
+    def palette(self) -> np.ndarray:
+        """The 256-colour palette of :attr:`cmap` (see :func:`palette`)."""
+        return palette(self.cmap)
+
+    def durations(self, timestamps: Sequence[float]) -> np.ndarray:
+        """Seconds each frame is shown (see :func:`frame_durations`)."""
+        return frame_durations(timestamps, self.fps)
+
+    @property
+    def needs_stats(self) -> bool:
+        """Whether the levels depend on the data's statistics (one pass over it)."""
+        return needs_stats(self.zmin, self.zmax)
+
+    def levels(self, data: da.Array) -> Levels:
+        """The levels of the lazy video ``data``, its statistics read in one pass if needed."""
+        return levels_from_stats(
+            self.zmin, self.zmax, data_stats(data) if self.needs_stats else None
+        )
+
+    def renderer(
+        self, shape: tuple[int, int], levels: Levels, pixel_size_nm: float, interval_s: float
+    ) -> FrameRenderer:
+        """The :class:`FrameRenderer` of frames of ``shape`` with these options."""
+        return FrameRenderer(
+            shape,
+            levels,
+            pixel_size_nm,
+            interval_s,
+            self.scale_bar_nm,
+            self.draw_ts,
+            self.draw_scale,
+        )

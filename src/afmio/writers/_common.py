@@ -1,5 +1,5 @@
-"""What every writer shares: what a bundle holds, a target written atomically, progress,
-and streaming a dask array chunk by chunk with bounded memory."""
+"""What every writer shares: its registry entry, what a bundle holds, a target written
+atomically, progress, and streaming a dask array chunk by chunk with bounded memory."""
 
 from __future__ import annotations
 
@@ -18,26 +18,59 @@ import numpy as np
 import xarray as xr
 
 from ..errors import AfmFileExistsError
-from ..layouts import bundle_provenance, frame_metadata
+from ..layouts import bundle_provenance, frame_metadata, frame_metadata_rows
 from ..lazy import DEFAULT_CHUNK_BYTES
-from ..model import LAYER_PREFIX, MASK_PREFIX
+from ..model import LAYER_PREFIX, MASK_PREFIX, frame_interval
+from ..render import FrameRenderer, RenderOptions
 
 #: ``progress(frames_done, frames_total)``; an exception raised in it aborts the export.
 Progress = Callable[[int, int], None]
 
 
+@dataclass(frozen=True)
+class Writer:
+    """A format afmio writes, as export, batch, the CLI and the accessor see it.
+
+    Parameters
+    ----------
+    name : str
+        The format's name in ``formats=`` and ``afmio convert --to`` (``"h5"``).
+    suffix : str
+        Ending of the files written (``".ome.tif"``).
+    write : callable
+        ``write(path, content, *, overwrite=False, progress=None, **options) -> Path``,
+        ``content`` a :class:`BundleContent`; a rendering takes ``render=``, a
+        :class:`~afmio.render.RenderOptions`.
+    rendering : bool
+        A picture for people (GIF, MP4) rather than a bundle afmio reads back.
+    loader : str, optional
+        For a bundle, the name of the reader format its files open as.
+    """
+
+    name: str
+    suffix: str
+    write: Callable[..., Path]
+    rendering: bool = False
+    loader: str | None = None
+
+
 @dataclass
 class BundleContent:
-    """Everything a bundle stores, whatever its format (playNano's layout).
+    """Everything a bundle stores, whatever its format (playNano's layout), and what
+    the writers derive from it.
 
     Arrays are dask arrays chunked by whole frames; nothing is computed until written.
+    ``frame_columns`` is playNano's per-frame metadata as columns (see
+    :func:`afmio.layouts.frame_metadata`); ``frame_interval_s`` is NaN when unknown.
     """
 
     data: da.Array
     timestamps: np.ndarray
-    frame_metadata: list[dict[str, Any]]
+    frame_columns: dict[str, list[Any]]
     provenance: dict[str, Any]
     pixel_size_nm: float
+    pixel_size_y_nm: float
+    frame_interval_s: float
     channel: str
     layers: dict[str, da.Array] = field(default_factory=dict)
     masks: dict[str, da.Array] = field(default_factory=dict)
@@ -46,6 +79,11 @@ class BundleContent:
     @property
     def n_frames(self) -> int:
         return int(self.data.shape[0])
+
+    @property
+    def frame_metadata(self) -> list[dict[str, Any]]:
+        """playNano's per-frame metadata list, as its files hold it."""
+        return frame_metadata_rows(self.frame_columns)
 
     def arrays(self) -> Iterator[tuple[str, str, da.Array]]:
         """``(kind, name, array)`` for the data, each layer and each mask."""
@@ -106,13 +144,18 @@ def bundle_content(obj: xr.DataArray | xr.Dataset, raw: bool = False) -> BundleC
     if raw:
         data = layers.get("raw", data)
         layers, masks = {}, {}
-    meta = frame_metadata(current)
+    columns = frame_metadata(current)
+    timestamps = np.array(columns["timestamp"], dtype=np.float64)
+    pixel_size_nm = float(current.attrs.get("pixel_size_nm", np.nan))
+    durations = current["frame_duration_s"].values if "frame_duration_s" in current.coords else None
     return BundleContent(
         data=_frames(data, "float32"),
-        timestamps=np.array([m["timestamp"] for m in meta], dtype=np.float64),
-        frame_metadata=meta,
+        timestamps=timestamps,
+        frame_columns=columns,
         provenance=bundle_provenance(current),
-        pixel_size_nm=float(current.attrs.get("pixel_size_nm", np.nan)),
+        pixel_size_nm=pixel_size_nm,
+        pixel_size_y_nm=float(current.attrs.get("pixel_size_y_nm", pixel_size_nm)),
+        frame_interval_s=frame_interval(timestamps, durations),
         channel=str(current.attrs.get("channel", current.name or "")),
         layers={k: _frames(v, "float32") for k, v in layers.items()},
         masks={k: _frames(v, "bool") for k, v in masks.items()},
@@ -131,6 +174,63 @@ def iter_chunks(arr: da.Array, in_flight: int | None = None) -> Iterator[tuple[i
     for i in range(0, len(blocks), in_flight):
         for k, block in enumerate(dask.compute(*blocks[i : i + in_flight])):
             yield int(starts[i + k]), np.asarray(block)
+
+
+def iter_frames(arr: da.Array) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(index, frame)`` for every frame of ``arr``, computed chunk by chunk as
+    :func:`iter_chunks` does."""
+    for start, block in iter_chunks(arr):
+        for k, frame in enumerate(block):
+            yield start + k, frame
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """What the encoder of a rendered format (GIF, MP4) is given by :func:`write_rendering`:
+    the file to write (``tmp``; errors name ``target``), the content, its frames'
+    renderer and the options, and the progress callback."""
+
+    target: Path
+    tmp: Path
+    content: BundleContent
+    renderer: FrameRenderer
+    render: RenderOptions
+    progress: Progress | None
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        return self.content.timestamps
+
+    def frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        """``(index, frame)`` of every data frame, read chunk by chunk."""
+        return iter_frames(self.content.data)
+
+
+#: Writes a :class:`Rendering`'s container.
+Encoder = Callable[[Rendering], None]
+
+
+def write_rendering(
+    path: str | os.PathLike[str],
+    content: BundleContent,
+    encode: Encoder,
+    *,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    render: RenderOptions,
+) -> Path:
+    """Render ``content.data`` with ``render`` and let ``encode`` write it, atomically.
+
+    The levels are found first (one lazy pass over the data when ``render`` needs the
+    data's statistics); then the frames are read chunk by chunk as ``encode`` asks.
+    """
+    path = Path(path)
+    levels = render.levels(content.data)
+    shape = content.data.shape[1:]
+    renderer = render.renderer(shape, levels, content.pixel_size_nm, content.frame_interval_s)
+    with AtomicTarget(path, overwrite) as tmp:
+        encode(Rendering(path, tmp, content, renderer, render, progress))
+    return path
 
 
 class AtomicTarget:

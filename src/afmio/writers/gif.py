@@ -11,19 +11,18 @@ frame on its own with the same palette; only the blocks are kept.
 from __future__ import annotations
 
 import io
-import math
 import struct
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image
 
 from ..errors import AfmIOWarning
-from ..render import FrameRenderer, frame_durations, palette, resolve_levels
-from ._common import AtomicTarget, BundleContent, Progress, iter_chunks
+from ..render import FrameRenderer
+from ._common import BundleContent, Progress, Rendering, Writer, write_rendering
 
 #: Browsers show delays below 2 centiseconds as 10 cs, so none is written shorter.
 MIN_DELAY_CS = 2
@@ -157,63 +156,17 @@ def write_frames(
     return stream.n_frames
 
 
-def blocks_to_frames(blocks: Iterable[tuple[int, np.ndarray]]) -> Iterable[tuple[int, np.ndarray]]:
-    """``(index, frame)`` for every frame of ``(first_index, block)`` chunks."""
-    for start, block in blocks:
-        for k, frame in enumerate(block):
-            yield start + k, frame
+def _encode(job: Rendering) -> None:
+    delays = gif_delays(job.render.durations(job.timestamps))
+    colours = job.render.palette()
+    with open(job.tmp, "wb") as fh:
+        write_frames(fh, job.frames(), job.renderer, colours, job.timestamps, delays, job.progress)
 
 
-def interval(timestamps: np.ndarray) -> float:
-    """Median step between frame times (NaN if unknown)."""
-    steps = np.diff(np.asarray(timestamps, dtype=np.float64))
-    steps = steps[np.isfinite(steps)]
-    return float(np.median(steps)) if steps.size else math.nan
+def write(path: str | Path, content: BundleContent, **options: Any) -> Path:
+    """Write ``content.data`` as an annotated animated GIF, streaming chunk by chunk;
+    ``options`` are those of :func:`~afmio.writers._common.write_rendering`."""
+    return write_rendering(path, content, _encode, **options)
 
 
-def content_renderer(
-    content: BundleContent,
-    zmin: float | str | None,
-    zmax: float | str | None,
-    scale_bar_nm: float | None,
-    draw_ts: bool,
-    draw_scale: bool,
-) -> FrameRenderer:
-    """The renderer of a bundle's frames (levels from one lazy pass where needed)."""
-    return FrameRenderer(
-        content.data.shape[1:],
-        resolve_levels(content.data, zmin, zmax),
-        content.pixel_size_nm,
-        interval(content.timestamps),
-        scale_bar_nm,
-        draw_ts,
-        draw_scale,
-    )
-
-
-def write(
-    path: str | Path,
-    content: BundleContent,
-    *,
-    overwrite: bool = False,
-    progress: Progress | None = None,
-    cmap: str = "afmhot",
-    fps: float | None = None,
-    zmin: float | str | None = None,
-    zmax: float | str | None = None,
-    scale_bar_nm: float | None = None,
-    draw_ts: bool = True,
-    draw_scale: bool = True,
-) -> Path:
-    """Write ``content.data`` as an annotated animated GIF, streaming chunk by chunk.
-
-    See :func:`afmio.export_gif` for the parameters.
-    """
-    path = Path(path)
-    colours = palette(cmap)
-    delays = gif_delays(frame_durations(content.timestamps, fps))
-    renderer = content_renderer(content, zmin, zmax, scale_bar_nm, draw_ts, draw_scale)
-    with AtomicTarget(path, overwrite) as tmp, open(tmp, "wb") as fh:
-        frames = blocks_to_frames(iter_chunks(content.data))
-        write_frames(fh, frames, renderer, colours, content.timestamps, delays, progress)
-    return path
+WRITER = Writer("gif", ".gif", write, rendering=True)

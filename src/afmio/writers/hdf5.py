@@ -14,18 +14,15 @@ reads)::
 
 Every frame array is chunked by whole frames (about 1 MiB per chunk, so that one frame
 reads cheaply) and compressed with gzip (h5py's level 4, what playNano writes), lzf, or
-not at all. h5py runs HDF5's filters on one core under its global lock, so compressed
-chunks are encoded here instead, in a thread pool (zlib and h5py's own LZF code, called
-through ctypes, release the GIL), and stored in order with ``write_direct_chunk``. The
-bytes and filter masks are those HDF5's filter pipeline would write for the dataset's
-creation properties: edge chunks are padded with the fill value (0), and a chunk that LZF
-cannot shrink is stored raw with the optional filter marked as skipped, as HDF5 does.
+not at all. h5py runs HDF5's filters on one core under its global lock, so gzip chunks
+are encoded here instead, in a thread pool (zlib releases the GIL), and stored in order
+with ``write_direct_chunk``: the bytes HDF5's deflate filter would store, edge chunks
+padded with the fill value (0). LZF chunks, and uncompressed ones, are written by h5py
+itself, one whole chunk at a time, so that HDF5 encodes each chunk once.
 """
 
 from __future__ import annotations
 
-import ctypes
-import io
 import os
 import zlib
 from collections import deque
@@ -37,7 +34,7 @@ import dask.array as da
 import h5py
 import numpy as np
 
-from ._common import AtomicTarget, BundleContent, Progress, iter_chunks
+from ._common import AtomicTarget, BundleContent, Progress, Writer, iter_chunks
 
 #: Values of ``compression=``: gzip (deflate) is what playNano reads; lzf is fast.
 COMPRESSIONS = ("gzip", "lzf", None)
@@ -48,7 +45,7 @@ CHUNK_BYTES = 2**20
 GZIP_LEVEL = 4
 
 #: ``encode(chunk) -> (stored bytes, filter mask)`` for one whole chunk.
-Encoder = Callable[[np.ndarray], tuple[bytes | np.ndarray, int]]
+Encoder = Callable[[np.ndarray], tuple[bytes, int]]
 
 
 def write(
@@ -59,27 +56,11 @@ def write(
     progress: Progress | None = None,
     compression: str | None = "gzip",
 ) -> Path:
-    """Write ``content`` as an HDF5 bundle at ``path``, atomically.
+    """Write ``content`` as an HDF5 bundle at ``path``, atomically (see
+    :func:`afmio.save_h5_bundle`).
 
-    Parameters
-    ----------
-    path : pathlib.Path
-        Target file.
-    content : BundleContent
-        What to store; its arrays are computed one dask chunk per core at a time.
-    overwrite : bool
-        Replace an existing target.
-    progress : callable, optional
-        ``progress(frames_done, frames_total)`` after each stored chunk; frames of the
-        data, every layer and every mask count, so the total is ``n_frames`` times the
-        number of arrays.
-    compression : {"gzip", "lzf", None}
-        Chunk compression.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
+    Frames of the data, every layer and every mask count towards ``progress``, so its
+    total is ``n_frames`` times the number of arrays.
     """
     if compression not in COMPRESSIONS:
         raise ValueError(f"compression must be one of {COMPRESSIONS}, not {compression!r}")
@@ -99,7 +80,8 @@ def write(
             for kind, name, arr in arrays:
                 dtype = np.dtype(bool) if kind == "mask" else np.dtype("<f4")
                 ds = _create(groups.get(kind, f), name, arr.shape, dtype, compression)
-                for frames in _stream(ds, arr, _encoder(ds, compression), pool):
+                encode = _gzip(ds.dtype) if compression == "gzip" else None
+                for frames in _stream(ds, arr, encode, pool):
                     done += frames
                     if progress is not None:
                         progress(done, total)
@@ -143,21 +125,25 @@ def _stream(
 ) -> Iterator[int]:
     """Store ``arr`` in ``ds`` chunk by chunk, in order; yield the frames stored each time.
 
-    Chunks are encoded in ``pool`` while the next dask blocks are computed. Chunks
-    waiting to be encoded hold at most about one dask block of frames beyond the block
-    just computed, which bounds memory whatever the video's length.
+    With ``encode``, chunks are encoded in ``pool`` while the next dask blocks are
+    computed; chunks waiting to be encoded hold at most about one dask block of frames
+    beyond the block just computed, which bounds memory whatever the video's length.
+    Without it h5py writes each whole chunk, running the dataset's filters (if any).
     """
     if ds.chunks is None:  # an empty array: nothing to store
         return
-    if encode is None:
-        # Uncompressed: HDF5 copies the frames straight to the file, at disk speed.
-        for first, block in iter_chunks(arr):
-            ds[first : first + len(block)] = block
-            yield len(block)
-        return
     n, per_chunk = arr.shape[0], ds.chunks[0]
+    chunker = _Chunker(per_chunk, n, ds.dtype)
+    if encode is None:
+        for first, block in iter_chunks(arr):
+            for index, chunk in chunker.feed(first, block):
+                start = index * per_chunk
+                frames = min(per_chunk, n - start)
+                ds[start : start + frames] = chunk[:frames]
+                yield frames
+        return
     limit = max(arr.chunks[0]) * int(np.prod(arr.shape[1:])) * ds.dtype.itemsize
-    queue: deque[tuple[int, Future[tuple[bytes | np.ndarray, int]], int]] = deque()
+    queue: deque[tuple[int, Future[tuple[bytes, int]], int]] = deque()
     pending = 0
 
     def store(keep: int) -> Iterator[int]:
@@ -170,7 +156,6 @@ def _stream(
             pending -= size
             yield min(per_chunk, n - index * per_chunk)
 
-    chunker = _Chunker(per_chunk, n, ds.dtype)
     for first, block in iter_chunks(arr):
         for index, chunk in chunker.feed(first, block):
             queue.append((index, pool.submit(encode, chunk), chunk.nbytes))
@@ -213,59 +198,14 @@ class _Chunker:
             pos += take
 
 
-def _encoder(ds: h5py.Dataset, compression: str | None) -> Encoder | None:
-    """The function turning one chunk into what HDF5 stores for ``ds``'s filters."""
-    if compression is None:
-        return None
-    dtype = ds.dtype
-    if compression == "gzip":
-
-        def gzip(chunk: np.ndarray) -> tuple[bytes, int]:
-            # HDF5's deflate filter is zlib's compress2: a zlib stream at the given level.
-            return zlib.compress(np.ascontiguousarray(chunk, dtype=dtype), GZIP_LEVEL), 0
-
-        return gzip
-    compress = _lzf_compress()
-    if compress is None:
-        return _h5py_encoder(ds, compression)
-
-    def lzf(chunk: np.ndarray) -> tuple[np.ndarray, int]:
-        raw = np.ascontiguousarray(chunk, dtype=dtype)
-        out = np.empty(raw.nbytes, dtype=np.uint8)
-        # h5py's LZF filter offers an output buffer as long as the input; when the
-        # result does not fit, the optional filter is skipped: raw bytes, mask bit 0 set.
-        size = compress(raw.ctypes.data, raw.nbytes, out.ctypes.data, out.nbytes)
-        return (out[:size], 0) if size else (raw, 1)
-
-    return lzf
-
-
-def _lzf_compress() -> Callable[..., int] | None:
-    """``lzf_compress(in, in_len, out, out_len)`` from h5py's own LZF code, or None.
-
-    h5py compiles liblzf into its ``h5z`` extension; ctypes calls release the GIL, so
-    chunks compress in parallel, with exactly the code HDF5 would run through h5py.
-    """
-    try:
-        func = ctypes.CDLL(h5py.h5z.__file__).lzf_compress
-    except (OSError, AttributeError):
-        return None
-    func.restype = ctypes.c_uint
-    func.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_void_p, ctypes.c_uint]
-    return func
-
-
-def _h5py_encoder(ds: h5py.Dataset, compression: str) -> Encoder:
-    """Encode each chunk by letting HDF5 write it to a file in memory (serially, under
-    h5py's lock): the fallback for an h5py whose LZF code cannot be called directly."""
-    chunks, dtype = ds.chunks, ds.dtype
+def _gzip(dtype: np.dtype) -> Encoder:
+    """Encode one chunk as HDF5's deflate filter stores it: zlib's compress2, a zlib
+    stream at :data:`GZIP_LEVEL`."""
 
     def encode(chunk: np.ndarray) -> tuple[bytes, int]:
-        with h5py.File(io.BytesIO(), "w") as f:
-            one = f.create_dataset(
-                "c", data=chunk, dtype=dtype, chunks=chunks, compression=compression
-            )
-            mask, data = one.id.read_direct_chunk((0,) * len(chunks))
-        return data, mask
+        return zlib.compress(np.ascontiguousarray(chunk, dtype=dtype), GZIP_LEVEL), 0
 
     return encode
+
+
+WRITER = Writer("h5", ".h5", write, loader="h5-bundle")

@@ -29,7 +29,7 @@ import numpy as np
 from numpy.lib import format as npy
 
 from ..model import LAYER_PREFIX, MASK_PREFIX
-from ._common import AtomicTarget, BundleContent, Progress, iter_chunks
+from ._common import AtomicTarget, BundleContent, Progress, Writer, iter_chunks
 
 _ENTRY_PREFIX = {"data": "", "layer": LAYER_PREFIX, "mask": MASK_PREFIX}
 _DTYPE = {"data": np.dtype("<f4"), "layer": np.dtype("<f4"), "mask": np.dtype("|b1")}
@@ -39,25 +39,9 @@ _JSON_KEYS = ("frame_metadata_json", "provenance_json", "state_backups_json")
 def write(
     path: Path, content: BundleContent, *, overwrite: bool = False, progress: Progress | None = None
 ) -> Path:
-    """Write ``content`` as an NPZ bundle at ``path``, atomically.
-
-    Parameters
-    ----------
-    path : Path
-        Target file.
-    content : BundleContent
-        What to store; its arrays are computed chunk by chunk.
-    overwrite : bool
-        Replace an existing target.
-    progress : callable, optional
-        ``progress(frames_done, frames_total)`` after each chunk, counting the frames of
-        the data, every layer and every mask.
-
-    Returns
-    -------
-    Path
-        The file written.
-    """
+    """Write ``content`` as an NPZ bundle at ``path``, atomically (see
+    :func:`afmio.save_npz_bundle`); ``progress`` counts the frames of the data, every
+    layer and every mask."""
     path = Path(path)
     arrays = list(content.arrays())
     total = sum(int(arr.shape[0]) for _, _, arr in arrays)
@@ -106,3 +90,6 @@ def _text(zf: zipfile.ZipFile, key: str, text: str) -> None:
     with zf.open(key + ".npy", "w") as f:
         _header(f, np.dtype(f"<U{len(data) // 4}"), ())
         f.write(data)
+
+
+WRITER = Writer("npz", ".npz", write, loader="npz-bundle")

@@ -37,7 +37,7 @@ from ..layouts import AFMIO_KEY
 from ..layouts import OME_FRAME_METADATA_KEY as FRAME_METADATA_KEY
 from ..layouts import OME_LAYERS_TAG as LAYERS_TAG
 from ..layouts import OME_PROVENANCE_TAG as PROVENANCE_TAG
-from ._common import AtomicTarget, BundleContent, Progress, iter_chunks
+from ._common import AtomicTarget, BundleContent, Progress, Writer, iter_chunks
 
 #: Classic TIFF offsets are 32-bit; beyond this size (with room for tags and the XML,
 #: which tifffile appends at the end) the file is written as BigTIFF.
@@ -62,8 +62,7 @@ def _provenance_json(content: BundleContent) -> bytes:
     size, say) is the ``NaN`` token that Python's ``json`` reads back.
     """
     provenance = dict(content.provenance)
-    keys = list(content.frame_metadata[0]) if content.frame_metadata else []
-    columns = {k: [m.get(k) for m in content.frame_metadata] for k in keys}
+    columns = content.frame_columns
     provenance[AFMIO_KEY] = {**provenance.get(AFMIO_KEY, {}), FRAME_METADATA_KEY: columns}
     return json.dumps(provenance).encode("utf-8")
 
@@ -76,9 +75,7 @@ def _ome_metadata(content: BundleContent) -> dict[str, Any]:
         "Creator": _creator(),
         "Channel": {"Name": content.channel},
     }
-    attrs = content.provenance.get(AFMIO_KEY, {}).get("attrs", {})
-    size_y = attrs.get("pixel_size_y_nm", content.pixel_size_nm)
-    for axis, size in (("X", content.pixel_size_nm), ("Y", size_y)):
+    for axis, size in (("X", content.pixel_size_nm), ("Y", content.pixel_size_y_nm)):
         if _finite(size) and size > 0:
             meta[f"PhysicalSize{axis}"] = size * 1e-3
             meta[f"PhysicalSize{axis}Unit"] = "µm"
@@ -93,33 +90,14 @@ def _ome_metadata(content: BundleContent) -> dict[str, Any]:
 def write(
     path: Path, content: BundleContent, *, overwrite: bool = False, progress: Progress | None = None
 ) -> Path:
-    """Write ``content`` as an OME-TIFF stack, one frame per page, streaming.
+    """Write ``content`` as an OME-TIFF stack at ``path``, one frame per page, atomically
+    (see :func:`afmio.save_ome_tiff_stack`).
 
     The frames are handed to a single ``TiffWriter.write`` call as an iterator, so only
-    the chunks being computed are in memory; ``progress(frames_done, total)`` is called
-    as each chunk is written.
-
-    Parameters
-    ----------
-    path : pathlib.Path
-        Target file (written beside it under a temporary name, then renamed).
-    content : BundleContent
-        What to store; only ``data`` of its arrays is written.
-    overwrite : bool
-        Replace an existing target.
-    progress : callable, optional
-        ``progress(frames_done, frames_total)``; an exception raised in it aborts the
-        export and leaves no file behind.
-
-    Returns
-    -------
-    pathlib.Path
-        The file written.
+    the chunks being computed are in memory; ``progress`` is called as each is written.
 
     Raises
     ------
-    afmio.AfmFileExistsError
-        If ``path`` exists and ``overwrite`` is false.
     ValueError
         If the video has no frames (an OME-TIFF holds at least one plane).
     """
@@ -161,3 +139,6 @@ def write(
             )
         report(n, n)
     return Path(path)
+
+
+WRITER = Writer("tif", ".ome.tif", write, loader="ome-tiff")

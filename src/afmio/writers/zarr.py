@@ -60,36 +60,15 @@ from ..layouts import ZARR_STORE_FORMAT as STORE_FORMAT
 from ..layouts import ZARR_STORE_VERSION as STORE_VERSION
 from ..layouts import ZARR_TIMESTAMPS_PATH as TIMESTAMPS_PATH
 from ..lazy import DEFAULT_CHUNK_BYTES
-from ._common import AtomicTarget, BundleContent, Progress
+from ._common import AtomicTarget, BundleContent, Progress, Writer
 
 
 def write(
     path: Path, content: BundleContent, *, overwrite: bool = False, progress: Progress | None = None
 ) -> Path:
-    """Write ``content`` as a Zarr v3 store at ``path`` (a folder), chunks in parallel.
-
-    Parameters
-    ----------
-    path : pathlib.Path
-        The store to create.
-    content : BundleContent
-        What to store.
-    overwrite : bool
-        Replace an existing store.
-    progress : callable, optional
-        Called as ``progress(frames_done, n_frames)`` each time a chunk of frames is on
-        disk in every array; an exception it raises aborts the export.
-
-    Returns
-    -------
-    pathlib.Path
-        The store written.
-
-    Raises
-    ------
-    afmio.AfmFileExistsError
-        If ``path`` exists and ``overwrite`` is false.
-    """
+    """Write ``content`` as a Zarr v3 store at ``path`` (a folder), chunks in parallel,
+    atomically (see :func:`afmio.save_zarr`); ``progress`` is called each time a chunk of
+    frames is on disk in every array."""
     path = Path(path)
     n, ny, nx = content.data.shape
     # The video's own chunks (about 32 MiB with afmio.open's default): memory is then
@@ -170,10 +149,9 @@ def _node_names(names: dict[str, Any]) -> dict[str, str]:
 
 def _ngff(content: BundleContent) -> dict[str, Any]:
     """NGFF 0.5 ``"ome"`` metadata: one multiscale image, level ``0``, axes t, y, x."""
-    interval = _frame_interval(content)
-    saved = content.provenance.get(AFMIO_KEY, {}).get("attrs", {})
+    interval = _finite(content.frame_interval_s)
     px = _finite(content.pixel_size_nm)
-    py = _finite(float(saved.get("pixel_size_y_nm", math.nan))) or px
+    py = _finite(content.pixel_size_y_nm) or px
     axes = [
         _axis("t", "time", "second" if interval else None),
         _axis("y", "space", "nanometer" if py else None),
@@ -199,16 +177,6 @@ def _ngff(content: BundleContent) -> dict[str, Any]:
 
 def _axis(name: str, kind: str, unit: str | None) -> dict[str, str]:
     return {"name": name, "type": kind, **({"unit": unit} if unit else {})}
-
-
-def _frame_interval(content: BundleContent) -> float | None:
-    """Median time between frame starts, else the first frame's duration; None if unknown."""
-    steps = np.diff(np.asarray(content.timestamps, dtype=np.float64))
-    steps = steps[np.isfinite(steps) & (steps > 0)]
-    if steps.size:
-        return float(np.median(steps))
-    first = content.frame_metadata[0].get("frame_duration_s") if content.frame_metadata else None
-    return float(first) if isinstance(first, (int, float)) and 0 < first < math.inf else None
 
 
 def _frames_array(
@@ -277,3 +245,6 @@ def _write_chunks(
         # On an error, drop the blocks not started and wait for those being written, so
         # that nothing writes into the temporary store once it is removed.
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+WRITER = Writer("zarr", ".zarr", write, loader="zarr")

@@ -1,8 +1,9 @@
-"""GIF export under the names of ``playnano.io.gif_export``, for code written against it.
+"""playNano's names, for code written against it: ``load_afm_stack`` (of
+``playnano.io.loader``) and the two functions of ``playnano.io.gif_export``.
 
-Replace ``from playnano.io.gif_export import ...`` with ``from afmio.gif import ...``;
-the calls stay the same. Both functions stream through :func:`afmio.export_gif` and, as
-the originals did, replace an existing file.
+Replace ``from playnano.io.gif_export import ...`` with ``from afmio.playnano import ...``;
+the calls stay the same. Both GIF functions stream through afmio's GIF writer and, as the
+originals did, replace an existing file.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from . import export
+from . import api, export
+from .render import RenderOptions
+
+
+def load_afm_stack(
+    path: str | os.PathLike[str], channel: str | None = "height_trace", **kwargs: Any
+) -> xr.DataArray:
+    """Alias of :func:`afmio.open` under playNano's name and default channel."""
+    return api.open(path, channel, **kwargs)
 
 
 def create_gif_with_scale_and_timestamp(
@@ -72,18 +81,10 @@ def create_gif_with_scale_and_timestamp(
         coords={"time": times},
         attrs={"pixel_size_nm": float(pixel[0]) if pixel.size else np.nan},
     )
-    return export.export_gif(
-        stack,
-        output_path,
-        cmap=cmap_name,
-        fps=1.0 / duration,
-        zmin=zmin,
-        zmax=zmax,
-        scale_bar_nm=scale_bar_length_nm,
-        draw_ts=draw_ts,
-        draw_scale=draw_scale,
-        overwrite=True,
+    render = RenderOptions(
+        cmap_name, 1.0 / duration, zmin, zmax, scale_bar_length_nm, draw_ts, draw_scale
     )
+    return export.write("gif", stack, output_path, overwrite=True, render=render)
 
 
 def export_gif(
@@ -115,15 +116,6 @@ def export_gif(
     if not make_gif:
         return None
     stem = export.export_stem(afm_stack, output_name, raw)
-    return export.export_gif(
-        afm_stack,
-        Path(output_folder or "output") / f"{stem}.gif",
-        cmap=cmap_name,
-        zmin=zmin,
-        zmax=zmax,
-        scale_bar_nm=scale_bar_nm,
-        draw_ts=draw_ts,
-        draw_scale=draw_scale,
-        raw=raw,
-        overwrite=True,
-    )
+    path = Path(output_folder or "output") / f"{stem}.gif"
+    render = RenderOptions(cmap_name, None, zmin, zmax, scale_bar_nm, draw_ts, draw_scale)
+    return export.write("gif", afm_stack, path, raw=raw, overwrite=True, render=render)
