@@ -52,6 +52,7 @@ from ..errors import AfmIOError, AfmIOWarning, AfmOSError, CorruptFileError, Uns
 from ..layouts import OME_FRAME_METADATA_KEY as FRAME_METADATA_KEY
 from ..layouts import OME_PROVENANCE_TAG as PROVENANCE_TAG
 from ..lazy import FileFrames, FrameSource, StridedFrames
+from ._tiff import BIG, CLASSIC, open_tiff
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo(
@@ -60,8 +61,6 @@ FORMAT = FormatInfo(
     (".ome.tif", ".ome.tiff", ".tif", ".tiff"),
 )
 
-#: Classic and BigTIFF signatures, little- and big-endian.
-_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 #: The channel name playNano's loader gives a TIFF that names none.
 DEFAULT_CHANNEL = "height_trace"
 
@@ -133,7 +132,7 @@ def sniff(path: Path, head: bytes) -> bool:
 
     Any TIFF matches: JPK's TIFFs are claimed first by the JPK reader, of higher priority.
     """
-    return head[:4] in _MAGICS
+    return head[:4] in CLASSIC + BIG
 
 
 def read(path: Path) -> Recording:
@@ -142,7 +141,7 @@ def read(path: Path) -> Recording:
     try:
         size = os.stat(path).st_size
         with open(path, "rb") as f:
-            kind = "BigTIFF" if f.read(4) in _MAGICS[2:] else "TIFF"
+            kind = "BigTIFF" if f.read(4) in BIG else "TIFF"
         with tifffile.TiffFile(path) as tif:
             return _read_open(path, size, tif)
     except AfmIOError:
@@ -159,48 +158,28 @@ def read(path: Path) -> Recording:
 # --- metadata ------------------------------------------------------------------------
 
 
-def _ifd(tif: tifffile.TiffFile, offset: int) -> tuple[list[tuple[int, int, int, bytes]], int]:
-    """The ``(code, type, count, value)`` entries of the image directory at ``offset``
-    and its pointer to the next one (0 at the last), or ``([], -1)`` if cut short."""
-    fmt, fh = tif.tiff, tif.filehandle
-    fh.seek(offset)
-    head = fh.read(fmt.tagnosize)
-    if len(head) < fmt.tagnosize:
-        return [], -1
-    (n,) = struct.unpack(fmt.tagnoformat, head)
-    block = fh.read(n * fmt.tagsize + fmt.offsetsize)
-    if len(block) < n * fmt.tagsize + fmt.offsetsize:
-        return [], -1
-    entries = [struct.unpack_from(fmt.tagheaderformat, block, i * fmt.tagsize) for i in range(n)]
-    return entries, struct.unpack_from(fmt.offsetformat, block, n * fmt.tagsize)[0]
-
-
-def _check_directories(path: Path, tif: tifffile.TiffFile, size: int) -> None:
+def _check_directories(path: Path, tif: tifffile.TiffFile) -> None:
     """Fail clearly where tifffile would drop what a truncated file lacks without error:
     a tag of the first page whose value lies past the end (the OME-XML, which tifffile
     writes last), or pages whose directories are gone."""
-    fmt = tif.tiff
-    entries, _ = _ifd(tif, tif.pages.first.offset)
-    for code, kind, count, value in entries:
-        nbytes = count * struct.calcsize(tifffile.TIFF.DATA_FORMATS.get(kind, "0B"))
-        if nbytes <= fmt.tagoffsetthreshold:
-            continue
-        end = struct.unpack(fmt.offsetformat, value[: fmt.offsetsize])[0] + nbytes
-        if end > size:
-            name = tifffile.TIFF.TAGS.get(code, "private")
+    with open_tiff(path) as t:
+        t.first_ifd()
+        for code, end in t.ifd(tif.pages.first.offset, 0).value_ends():
+            if end > t.size:
+                name = tifffile.TIFF.TAGS.get(code, "private")
+                raise CorruptFileError(
+                    path,
+                    f"tag {code} ({name}) of the first image directory runs to byte {end} but "
+                    f"the file ends at byte {t.size}; is it truncated?",
+                )
+        last = len(tif.pages)
+        following = t.ifd(tif.pages[last - 1].offset, last - 1).next
+        if following:
             raise CorruptFileError(
                 path,
-                f"tag {code} ({name}) of the first image directory runs to byte {end} but "
-                f"the file ends at byte {size}; is it truncated?",
+                f"its chain of image directories breaks after {last}: the last points to "
+                f"byte {following} but the file has {t.size} bytes; is it truncated?",
             )
-    last = len(tif.pages)
-    _, following = _ifd(tif, tif.pages[last - 1].offset)
-    if following:
-        raise CorruptFileError(
-            path,
-            f"its chain of image directories breaks after {last}: the last points to "
-            f"byte {following} but the file has {size} bytes; is it truncated?",
-        )
 
 
 def _provenance(path: Path, page: Any) -> dict[str, Any] | None:
@@ -416,7 +395,7 @@ def _read_open(path: Path, size: int, tif: tifffile.TiffFile) -> Recording:
         raise CorruptFileError(
             path, f"is a {kind} file without a readable image directory (no image in it)"
         )
-    _check_directories(path, tif, size)
+    _check_directories(path, tif)
     first = tif.pages.first
     provenance = _provenance(path, first)
     pages, ny, nx = _frame_pages(path, tif)

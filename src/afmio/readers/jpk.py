@@ -40,13 +40,10 @@ import math
 import operator
 import os
 import re
-import struct
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +58,13 @@ from ..errors import (
     UnsupportedFormatError,
 )
 from ..lazy import FileFrames
+from ._tiff import IFD_READ, Ifd, IfdLoopError, Tiff, open_tiff
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo("jpk", "JPK NanoWizard / NanoRacer TIFF images and folders of them", (".jpk",))
 
 _MAGIC = b"MM\x00*"
 _FIRST_READ = 16384  # TIFF header, IFD 0 and its values, in every sample
-_IFD_READ = 4096  # entries and values of a channel IFD
 _MAX_PAGES = 1024  # channel IFDs per file; more means a looping or corrupt chain
 _MAX_LISTED = 10  # file names quoted in one warning
 
@@ -100,12 +97,6 @@ _SLOT_FIELDS = {
 # Any of these in IFD 0 besides the format version marks a JPK image (formats.md 6).
 _JPK_MARKERS = frozenset({_GRID_U, _CHANNEL})
 
-# Numeric TIFF field types -> one big-endian value; ASCII (2) is decoded apart, other types
-# (UNDEFINED, rationals) are not used by the tags read here.
-_SINGLE = {
-    kind: struct.Struct(">" + code)
-    for kind, code in {1: "B", 3: "H", 4: "I", 6: "b", 8: "h", 9: "i", 11: "f", 12: "d"}.items()
-}
 # (bits per sample, sample format) -> (stored dtype, bytes per sample).
 _DTYPES = {
     (16, 1): (">u2", 2), (16, 2): (">i2", 2), (32, 1): (">u4", 4), (32, 2): (">i4", 4),
@@ -176,7 +167,7 @@ def sniff(path: Path, head: bytes) -> bool:
     codes = {int.from_bytes(block[i : i + 2], "big") for i in range(2, end, 12)}
     if _VERSION in codes and not codes.isdisjoint(_JPK_MARKERS):
         return True
-    truncated = len(block) < min(_IFD_READ, 2 + 12 * n) or len(block) < 2
+    truncated = len(block) < min(IFD_READ, 2 + 12 * n) or len(block) < 2
     return truncated and path.suffix.lower() == ".jpk"
 
 
@@ -184,104 +175,9 @@ def _peek(path: Path, offset: int) -> bytes:
     try:
         with open(path, "rb") as f:
             f.seek(offset)
-            return f.read(_IFD_READ)
+            return f.read(IFD_READ)
     except (OSError, OverflowError, ValueError):
         return b""
-
-
-# --------------------------------------------------------------------------------------
-# Bounded big-endian TIFF access
-
-
-@lru_cache(maxsize=64)
-def _entry_struct(n: int) -> struct.Struct:
-    """``n`` IFD entries (tag, type, count, value/offset) and the next-IFD offset."""
-    return struct.Struct(">" + "HHI4s" * n + "I")
-
-
-class _Tiff:
-    """Positioned reads of one open file, never past its end, kept in a few windows."""
-
-    def __init__(self, path: Path, fd: int, size: int) -> None:
-        self.path, self.fd, self.size = path, fd, size
-        self._windows: list[tuple[int, bytes]] = []
-
-    def fetch(self, offset: int, length: int, ahead: int = 0) -> bytes | None:
-        """``length`` bytes at ``offset``, or None if they run past the end of the file."""
-        end = offset + length
-        if end > self.size:
-            return None
-        for start, buf in self._windows:
-            if start <= offset and end <= start + len(buf):
-                return buf[offset - start : end - start]
-        # Read a little ahead: JPK stores each IFD's values right after its entries.
-        buf = os.pread(self.fd, min(self.size, offset + max(length, ahead)) - offset, offset)
-        if len(buf) < length:
-            raise CorruptFileError(self.path, "the file shrank while its header was being read")
-        self._windows.append((offset, buf))
-        return buf[:length]
-
-    def read(self, offset: int, length: int, what: str, ahead: int = 0) -> bytes:
-        data = self.fetch(offset, length, ahead)
-        if data is None:
-            raise self.truncated(offset + length, what)
-        return data
-
-    def truncated(self, end: int, what: str) -> CorruptFileError:
-        return CorruptFileError(
-            self.path,
-            f"truncated header: the {what} runs to byte {end} but the file has only "
-            f"{self.size} bytes",
-        )
-
-    def ifd(self, offset: int, index: int) -> tuple[_Ifd, int]:
-        """IFD ``index`` at ``offset``, and the offset of the next IFD (0 for none)."""
-        head = self.fetch(offset, 2, _IFD_READ)
-        n = 0 if head is None else int.from_bytes(head, "big")
-        body = None if head is None else self.fetch(offset + 2, 12 * n + 4)
-        if body is None:
-            raise self.truncated(offset + 2 + 12 * n + 4, f"IFD {index} (at byte {offset})")
-        fields = _entry_struct(n).unpack(body)
-        entries = dict(
-            zip(
-                fields[0:-1:4],
-                zip(fields[1:-1:4], fields[2:-1:4], fields[3:-1:4], strict=True),
-                strict=True,
-            )
-        )
-        return _Ifd(self, index, entries), fields[-1]
-
-
-class _Ifd:
-    """The entries of one IFD by tag (type, count, value or offset), decoded on request."""
-
-    __slots__ = ("entries", "index", "tiff")
-
-    def __init__(self, tiff: _Tiff, index: int, entries: dict[int, tuple[int, int, bytes]]):
-        self.tiff, self.index, self.entries = tiff, index, entries
-
-    def get(self, tag: int) -> Any:
-        """Decoded value of ``tag``: str, a number, a tuple of numbers, or None."""
-        entry = self.entries.get(tag)
-        if entry is None:
-            return None
-        kind, count, raw = entry
-        single = _SINGLE.get(kind)
-        if kind != 2 and (single is None or count == 0):
-            return None  # a type JPK does not use for the tags read here
-        size = count if kind == 2 else single.size * count
-        if size <= 4:
-            data = raw[:size]
-        else:
-            at = int.from_bytes(raw, "big")
-            data = self.tiff.fetch(at, size)
-            if data is None:
-                raise self.tiff.truncated(at + size, f"value of tag {tag:#x} in IFD {self.index}")
-        if kind == 2:
-            return data.split(b"\x00", 1)[0].decode("utf-8", "replace")
-        if count == 1:
-            return single.unpack(data)[0]
-        return struct.unpack(f">{count}{single.format[-1]}", data)
 
 
 def _text(value: Any) -> str | None:
@@ -354,28 +250,9 @@ class _Frame:
         return tuple((p.key, p.dtype) for p in self.pages.values())
 
 
-@contextmanager
-def _opened(path: Path) -> Iterator[_Tiff]:
-    """``path`` open for header reads; any low-level failure becomes an afmio error."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as exc:
-        raise AfmOSError(path, f"cannot be read: {exc.strerror or exc}") from exc
-    try:
-        yield _Tiff(path, fd, os.fstat(fd).st_size)
-    except AfmIOError:
-        raise
-    except (struct.error, ValueError, KeyError, IndexError, OverflowError) as exc:
-        raise CorruptFileError(path, f"malformed TIFF structure ({exc})") from exc
-    except OSError as exc:
-        raise AfmOSError(path, f"cannot be read: {exc.strerror or exc}") from exc
-    finally:
-        os.close(fd)
-
-
 def _scan(path: Path) -> _Frame:
     """Parse the headers of one ``.jpk`` file (a few positioned reads; no pixel data)."""
-    with _opened(path) as t:
+    with open_tiff(path) as t:
         return _parse(t)
 
 
@@ -393,7 +270,7 @@ def _not_tiff(path: Path, head: bytes) -> AfmIOError:
     )
 
 
-def _parse(t: _Tiff) -> _Frame:
+def _parse(t: Tiff) -> _Frame:
     """The global tags of IFD 0 and the channel pages of the IFDs after it."""
     path = t.path
     if t.size == 0:
@@ -403,13 +280,12 @@ def _parse(t: _Tiff) -> _Frame:
     head = t.read(0, 8, "TIFF header", ahead=_FIRST_READ)
     if not head.startswith(_MAGIC):
         raise _not_tiff(path, head)
-    first = int.from_bytes(head[4:8], "big")
-    g, following = t.ifd(first, 0)
+    g = t.ifd(t.first_ifd(_FIRST_READ), 0)
     if _VERSION not in g.entries and _JPK_MARKERS.isdisjoint(g.entries):
         raise UnsupportedFormatError(
             path, "is a big-endian TIFF file without JPK tags (0x8000...) in IFD 0"
         )
-    pages, problems = _pages(t, first, following)
+    pages, problems = _pages(t, g)
     get = g.get
     ny, nx = next(iter(pages.values())).ny, next(iter(pages.values())).nx
     start_ms, end_ms, zone_problem = _dates(get(_START), get(_END), get(_UNIQUE_ID))
@@ -431,33 +307,28 @@ def _parse(t: _Tiff) -> _Frame:
     )
 
 
-def _pages(
-    t: _Tiff, first: int, following: int
-) -> tuple[dict[str, _Page], list[tuple[type[AfmIOWarning], str]]]:
-    """The usable channel pages by key, following the IFD chain after IFD 0 (at ``first``).
+def _pages(t: Tiff, first: Ifd) -> tuple[dict[str, _Page], list[tuple[type[AfmIOWarning], str]]]:
+    """The usable channel pages by key, following the IFD chain after IFD 0 (``first``).
 
     A damaged page is skipped and a broken chain ends the list; both are recorded as
     problems. Raises CorruptFileError if no page is usable.
     """
     pages: dict[str, _Page] = {}
     problems: list[tuple[type[AfmIOWarning], str]] = []
-    seen = {first}
-    index = 1
-    while following:
-        if following in seen or index > _MAX_PAGES:
-            problems.append(
-                (AfmIOWarning, f"IFD chain loops after IFD {index - 1} (or passes "
-                 f"{_MAX_PAGES} IFDs); the rest is ignored")
-            )  # fmt: skip
-            break
-        seen.add(following)
+    chain = t.following(first, _MAX_PAGES)
+    while True:
         try:
-            ifd, following_next = t.ifd(following, index)
+            ifd = next(chain, None)
+        except IfdLoopError as exc:
+            problems.append((AfmIOWarning, f"{exc.problem}; the rest is ignored"))
+            break
         except CorruptFileError as exc:
             problems.append((TruncatedFileWarning, exc.problem))
             break  # the rest of the chain is lost
+        if ifd is None:
+            break
         try:
-            page = _page(t, ifd, following)
+            page = _page(t, ifd)
         except CorruptFileError as exc:
             problems.append((TruncatedFileWarning, exc.problem))
         except UnsupportedFormatError as exc:
@@ -466,17 +337,15 @@ def _pages(
             first_page = next(iter(pages.values()), page)
             if page.key in pages:
                 problems.append(
-                    (AfmIOWarning, f"IFD {index} repeats channel {page.key}; the first is used")
+                    (AfmIOWarning, f"IFD {ifd.index} repeats channel {page.key}; the first is used")
                 )
             elif (page.ny, page.nx) != (first_page.ny, first_page.nx):
                 problems.append(
-                    (AfmIOWarning, f"IFD {index} ({page.key}) is {page.ny}x{page.nx}, unlike "
+                    (AfmIOWarning, f"IFD {ifd.index} ({page.key}) is {page.ny}x{page.nx}, unlike "
                      f"the first channel's {first_page.ny}x{first_page.nx}; ignored")
                 )  # fmt: skip
             else:
                 pages[page.key] = page
-        following = following_next
-        index += 1
     if not pages:
         why = "; ".join(msg for _, msg in problems) or "it has no channel IFD after IFD 0"
         raise CorruptFileError(t.path, f"no readable channel image: {why}")
@@ -490,8 +359,8 @@ def _pixel_nm(length_m: float | None, pixels: float) -> float:
     return length_m / pixels * 1e9  # AFMReader's order of operations: identical floats
 
 
-def _page(t: _Tiff, ifd: _Ifd, at: int) -> _Page:
-    """Describe a channel IFD (at byte ``at``); unusable layouts raise
+def _page(t: Tiff, ifd: Ifd) -> _Page:
+    """Describe a channel IFD; unusable layouts raise
     UnsupportedFormatError, pixels past the end of the file CorruptFileError."""
     index, get = ifd.index, ifd.get
     where = f"IFD {index}"
@@ -543,7 +412,7 @@ def _page(t: _Tiff, ifd: _Ifd, at: int) -> _Page:
         native=f"{fancy} {direction}",
         long_name=f"{fancy}, {direction}",
         index=index,
-        ifd_offset=at,
+        ifd_offset=ifd.offset,
         ny=ny,
         nx=nx,
         dtype=dtype,
@@ -675,14 +544,14 @@ def _json_value(value: Any) -> Any:
 
 def _describe(frame: _Frame) -> dict[str, Any]:
     """Every JPK tag of one file as JSON-safe provenance (one more read of its headers)."""
-    with _opened(frame.path) as t:
-        g, _ = t.ifd(int.from_bytes(t.read(4, 4, "TIFF header", ahead=_FIRST_READ), "big"), 0)
+    with open_tiff(frame.path) as t:
+        g = t.ifd(t.first_ifd(_FIRST_READ), 0)
         tags: dict[str, Any] = {}
         for tag in sorted(g.entries):
             if 0x8000 <= tag < _CHANNEL and tag not in (_SETTINGS, _FEEDBACK_SETTINGS):
                 tags[_GLOBAL_NAMES.get(tag, f"tag_{tag:#06x}")] = _json_value(g.get(tag))
         channels = {
-            key: _describe_channel(t.ifd(page.ifd_offset, page.index)[0], page)
+            key: _describe_channel(t.ifd(page.ifd_offset, page.index), page)
             for key, page in frame.pages.items()
         }
         return {
@@ -694,7 +563,7 @@ def _describe(frame: _Frame) -> dict[str, Any]:
         }
 
 
-def _describe_channel(ifd: _Ifd, page: _Page) -> dict[str, Any]:
+def _describe_channel(ifd: Ifd, page: _Page) -> dict[str, Any]:
     slots = []
     for k in range(min(int(max(_number(ifd.get(_N_SLOTS)) or 0, 0)), _MAX_SLOTS)):
         base = _SLOT0 + k * _SLOT_STRIDE
