@@ -40,7 +40,6 @@ import math
 import operator
 import os
 import re
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -52,12 +51,12 @@ import numpy as np
 from ..errors import (
     AfmIOError,
     AfmIOWarning,
-    AfmOSError,
     CorruptFileError,
     TruncatedFileWarning,
     UnsupportedFormatError,
 )
 from ..lazy import FileFrames
+from ._folder import MAX_LISTED, Frames, Majority, Problems, listing, read_frames, unlike
 from ._tiff import IFD_READ, Ifd, IfdLoopError, Tiff, open_tiff
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
@@ -66,7 +65,6 @@ FORMAT = FormatInfo("jpk", "JPK NanoWizard / NanoRacer TIFF images and folders o
 _MAGIC = b"MM\x00*"
 _FIRST_READ = 16384  # TIFF header, IFD 0 and its values, in every sample
 _MAX_PAGES = 1024  # channel IFDs per file; more means a looping or corrupt chain
-_MAX_LISTED = 10  # file names quoted in one warning
 
 # Standard TIFF tags.
 _WIDTH, _LENGTH, _BITS, _COMPRESSION, _OFFSETS, _SPP, _COUNTS, _SAMPLE_FORMAT = (
@@ -138,15 +136,11 @@ _DATE = re.compile(
 )
 _NUMERIC_ZONE = re.compile(r"(?:GMT|UTC)?([+-])(\d{1,2})(?::?(\d{2}))?")
 _ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)")
-_DIGITS = re.compile(r"(\d+)")
 
 
 def folder_member(path: Path) -> bool:
     """True for a ``.jpk`` file name (any case) that is not hidden (``._x.jpk`` on macOS)."""
-    return _member_name(path.name)
-
-
-def _member_name(name: str) -> bool:
+    name = path.name
     return name[-4:].lower() == ".jpk" and not name.startswith(".")
 
 
@@ -583,96 +577,35 @@ def _describe_channel(ifd: Ifd, page: _Page) -> dict[str, Any]:
 # Recording
 
 
-def _natural(path: Path) -> list:
-    """Sort key putting 'frame9' before 'frame10' (text and numbers alternate)."""
-    parts: list = _DIGITS.split(path.name.casefold())
-    parts[1::2] = map(int, parts[1::2])
-    return parts
-
-
-def _listing(items: list[str]) -> str:
-    shown = ", ".join(items[:_MAX_LISTED])
-    return shown + (f" and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else "")
-
-
 def read(path: str | os.PathLike[str]) -> Recording:
     """Parse the headers of a ``.jpk`` file or of a folder of them; no pixel data is read."""
     path = Path(path)
-    if path.is_dir():
-        try:
-            files = sorted(
-                (Path(e.path) for e in os.scandir(path) if _member_name(e.name) and e.is_file()),
-                key=_natural,
-            )
-        except OSError as exc:
-            raise AfmOSError(path, f"cannot list the folder: {exc.strerror or exc}") from exc
-        if not files:
-            raise UnsupportedFormatError(path, "is a folder without .jpk files")
-        frames, failed = [], {}
-        for file in files:
-            try:
-                frames.append(_scan(file))
-            except AfmIOError as exc:
-                failed[file.name] = exc.problem
-        if not frames:
-            name, problem = next(iter(failed.items()))
-            raise CorruptFileError(
-                path, f"none of its {len(files)} .jpk files can be read (first, {name}: {problem})"
-            )
-        return _recording(path, frames, failed, len(files))
-    return _recording(path, [_scan(path)], {}, 1)
+    found = read_frames(
+        path,
+        _scan,
+        member=folder_member,
+        what=".jpk",
+        stages=(unlike(lambda f: f.geometry, _geometry_text), Majority(_layout, _misfit)),
+        clocks=(lambda f: f.start_ms,),
+    )
+    return _recording(path, found)
 
 
-def _majority(items: list, key: Callable[[Any], Any]) -> Any:
-    """The most common ``key`` of ``items``; ties go to the one seen first."""
-    counts = Counter(key(i) for i in items)
-    return max(counts, key=counts.__getitem__)
+def _geometry_text(geometry: tuple[int, int, str]) -> str:
+    return f"{geometry[0]}x{geometry[1]} px of {geometry[2]} nm"
 
 
-def _select(
-    path: Path, frames: list[_Frame], failed: dict[str, str], listed: int
-) -> tuple[list[_Frame], tuple[tuple[str, str], ...], list[AfmIOWarning], dict[str, str]]:
-    """Keep the frames of the majority geometry that have the majority's channels.
+def _layout(frame: _Frame) -> tuple[tuple[str, str], ...]:
+    return frame.layout
 
-    Returns the kept frames, the channel layout (key, dtype), the warnings and the files
-    left out with the reason for each.
-    """
-    left_out = dict(failed)
-    geometry = _majority(frames, lambda f: f.geometry)
-    candidates = []
-    for f in frames:
-        if f.geometry == geometry:
-            candidates.append(f)
-        else:
-            left_out[f.path.name] = (
-                f"{f.geometry[0]}x{f.geometry[1]} px of {f.geometry[2]} nm, unlike the "
-                f"majority's {geometry[0]}x{geometry[1]} px of {geometry[2]} nm"
-            )
-    layout = _majority(candidates, lambda f: f.layout)
-    kept = []
-    for f in candidates:
-        missing = [k for k, dtype in layout if k not in f.pages or f.pages[k].dtype != dtype]
-        if missing:
-            why = "; ".join(msg for _, msg in f.problems)
-            left_out[f.path.name] = f"no usable {', '.join(missing)}" + (f" ({why})" if why else "")
-        else:
-            kept.append(f)
-    warnings: list[AfmIOWarning] = []
-    if left_out:
-        reasons = [f"{name} ({why})" for name, why in left_out.items()]
-        warnings.append(
-            AfmIOWarning(f"{path}: left out {len(left_out)} of {listed} files: {_listing(reasons)}")
-        )
-    # Problems of kept files, grouped so that 2,000 frames with one problem give one warning.
-    grouped: dict[tuple[type[AfmIOWarning], str], list[str]] = {}
-    for f in kept:
-        for cls, msg in f.problems:
-            grouped.setdefault((cls, msg), []).append(f.path.name)
-    for (cls, msg), names in grouped.items():
-        if names != [path.name]:  # a folder: say which of its files
-            msg += f" (in {len(names)} of {len(kept)} files: {_listing(names)})"
-        warnings.append(cls(f"{path}: {msg}"))
-    return kept, layout, warnings, left_out
+
+def _misfit(frame: _Frame, layout: tuple[tuple[str, str], ...]) -> str | None:
+    """Why ``frame`` lacks channels of the majority's ``layout`` (key, dtype), None if not."""
+    missing = [k for k, dtype in layout if k not in frame.pages or frame.pages[k].dtype != dtype]
+    if not missing:
+        return None
+    why = "; ".join(msg for _, msg in frame.problems)
+    return f"no usable {', '.join(missing)}" + (f" ({why})" if why else "")
 
 
 def _timing(
@@ -729,7 +662,7 @@ def _channel(
         warnings = (
             AfmIOWarning(
                 f"{path}: channel {key} cannot be scaled to physical units ({problem}; "
-                f"{_listing(names)}); values are raw levels"
+                f"{listing(names)}); values are raw levels"
             ),
         )
         gains, biases, unit = (None,) * len(kept), (0.0,) * len(kept), "levels"
@@ -755,11 +688,14 @@ def _channel(
     return ChannelInfo(key, pages[0].native, unit, long_name, source, warnings), note
 
 
-def _recording(path: Path, frames: list[_Frame], failed: dict[str, str], listed: int) -> Recording:
-    kept, layout, warnings, left_out = _select(path, frames, failed, listed)
-    dated = all(f.start_ms is not None for f in kept)
-    if dated:
-        kept.sort(key=lambda f: f.start_ms)  # stable: equal starts keep natural name order
+def _recording(path: Path, found: Frames[_Frame]) -> Recording:
+    kept, (_, layout), warnings = found.frames, found.winners, list(found.warnings)
+    # Problems of kept files, grouped so that 2,000 frames with one problem give one warning.
+    problems = Problems(path, found)
+    for f in kept:
+        for cls, msg in f.problems:
+            problems.add(msg, f.path, cls)
+    warnings += problems.warnings()
     first = kept[0]
     acquisition = _describe(first)
     ny, nx = first.pages[layout[0][0]].ny, first.pages[layout[0][0]].nx
@@ -780,15 +716,15 @@ def _recording(path: Path, frames: list[_Frame], failed: dict[str, str], listed:
         "files": len(kept),
         "first_file": first.path.name,
         "last_file": kept[-1].path.name,
-        "order": "start date" if dated else "natural file-name order",
+        "order": "natural file-name order" if found.clock is None else "start date",
         "time": time_rule,
         "interlaced": interlaced,
         "orientation": "rows reversed as AFMReader and Gwyddion do: row 0 is the last stored row",
         "scaling": scaling_notes,
     }
-    if left_out:
-        notes["left_out"] = dict(list(left_out.items())[:_MAX_LISTED])
-        notes["left_out_count"] = len(left_out)
+    if found.left_out:
+        notes["left_out"] = dict(list(found.left_out.items())[:MAX_LISTED])
+        notes["left_out_count"] = len(found.left_out)
     return Recording(
         path=str(path),
         format="jpk",
