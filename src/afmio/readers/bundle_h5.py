@@ -25,7 +25,8 @@ import h5py
 import numpy as np
 
 from .. import layouts, model
-from ..errors import AfmIOError, AfmOSError, CorruptFileError
+from ..errors import CorruptFileError
+from ..lazy import PathFrames
 from ._hdf5 import HDF5_SIGNATURE, read_hdf5
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
@@ -36,7 +37,7 @@ _KEYS = ("data", "timestamps", "frame_metadata_json", "provenance_json")
 
 
 @dataclass(frozen=True)
-class H5DatasetFrames:
+class H5DatasetFrames(PathFrames):
     """Frames ``[start, stop)`` of an ``(n, H, W)`` HDF5 dataset, read with h5py.
 
     Parameters
@@ -56,39 +57,22 @@ class H5DatasetFrames:
     nx: int
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        return (self.n_frames, self.ny, self.nx)
+    def what(self) -> str:
+        return f"/{self.dataset}"
 
-    def read(self, start: int, stop: int, dtype: np.dtype) -> np.ndarray:
-        out = np.empty((max(0, stop - start), self.ny, self.nx), dtype=dtype)
-        if len(out) == 0:
-            return out
-        try:
-            with h5py.File(self.path, "r") as f:
-                ds = f[self.dataset]
-                if ds.shape != self.shape:
-                    raise CorruptFileError(
-                        self.path,
-                        f"/{self.dataset} now has shape {ds.shape}, not the {self.shape} it "
-                        f"had when opened; was the file changed after it was opened?",
-                    )
-                if ds.dtype == out.dtype:
-                    ds.read_direct(out, np.s_[start:stop])  # decoded straight into out
-                else:
-                    out[...] = ds[start:stop]
-        except AfmIOError:
-            raise
-        except (FileNotFoundError, PermissionError) as exc:
-            raise AfmOSError(
-                self.path, f"cannot reopen the file to read frames ({exc.strerror or exc})"
-            ) from exc
-        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
-            raise CorruptFileError(
-                self.path,
-                f"cannot read frames {start}..{stop - 1} of /{self.dataset} ({exc}); "
-                f"is the file damaged, or was it changed after it was opened?",
-            ) from exc
-        return out
+    def fill(self, out: np.ndarray, start: int) -> None:
+        with h5py.File(self.path, "r") as f:
+            ds = f[self.dataset]
+            if ds.shape != self.shape:
+                raise CorruptFileError(
+                    self.path,
+                    f"/{self.dataset} now has shape {ds.shape}, not the {self.shape} it "
+                    f"had when opened; was the file changed after it was opened?",
+                )
+            if ds.dtype == out.dtype:
+                ds.read_direct(out, np.s_[start : start + len(out)])  # decoded straight into out
+            else:
+                out[...] = ds[start : start + len(out)]
 
 
 def sniff(path: Path, head: bytes) -> bool:

@@ -40,7 +40,7 @@ from numpy.lib import format as npy
 
 from .. import layouts, model
 from ..errors import AfmIOError, AfmIOWarning, AfmOSError, CorruptFileError
-from ..lazy import FrameSource, StridedFrames
+from ..lazy import FrameSource, PathFrames, StridedFrames
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo("npz-bundle", "NumPy NPZ bundle (afmio and playNano)", (".npz",))
@@ -53,7 +53,7 @@ _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, struct.erro
 
 
 @dataclass(frozen=True)
-class ZipEntryFrames:
+class ZipEntryFrames(PathFrames):
     """Frames of a compressed ``.npy`` entry, decompressed on each read.
 
     Each read opens the zip by path and decompresses the entry from its start to the
@@ -81,39 +81,26 @@ class ZipEntryFrames:
     nx: int
     raw_dtype: str
 
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return (self.n_frames, self.ny, self.nx)
+    errors = (*_ZIP_ERRORS, OSError)
 
-    def read(self, start: int, stop: int, dtype: np.dtype) -> np.ndarray:
-        out = np.empty((max(0, stop - start), self.ny, self.nx), dtype=dtype)
-        if len(out) == 0:
-            return out
+    @property
+    def what(self) -> str:
+        return self.entry
+
+    def fill(self, out: np.ndarray, start: int) -> None:
         raw = np.dtype(self.raw_dtype)
         frame = self.ny * self.nx * raw.itemsize
-        try:
-            with zipfile.ZipFile(self.path) as zf, zf.open(self.entry) as f:
-                f.seek(self.offset + start * frame)
-                for k in range(len(out)):
-                    data = f.read(frame)
-                    if len(data) != frame:
-                        raise CorruptFileError(
-                            self.path,
-                            f"{self.entry} ends within frame {start + k}; "
-                            f"was the file changed after it was opened?",
-                        )
-                    out[k] = np.frombuffer(data, dtype=raw).reshape(self.ny, self.nx)
-        except AfmIOError:
-            raise
-        except FileNotFoundError as exc:
-            raise AfmOSError(self.path, f"file disappeared after it was opened ({exc})") from exc
-        except (*_ZIP_ERRORS, OSError) as exc:
-            raise CorruptFileError(
-                self.path,
-                f"cannot decompress frames {start}..{stop - 1} of {self.entry} ({exc}); "
-                f"is the file damaged, or was it changed after it was opened?",
-            ) from exc
-        return out
+        with zipfile.ZipFile(self.path) as zf, zf.open(self.entry) as f:
+            f.seek(self.offset + start * frame)
+            for k in range(len(out)):
+                data = f.read(frame)
+                if len(data) != frame:
+                    raise CorruptFileError(
+                        self.path,
+                        f"{self.entry} ends within frame {start + k}; "
+                        f"was the file changed after it was opened?",
+                    )
+                out[k] = np.frombuffer(data, dtype=raw).reshape(self.ny, self.nx)
 
 
 def sniff(path: Path, head: bytes) -> bool:

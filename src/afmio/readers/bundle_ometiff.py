@@ -51,7 +51,7 @@ from .. import layouts
 from ..errors import AfmIOError, AfmIOWarning, AfmOSError, CorruptFileError, UnsupportedFormatError
 from ..layouts import OME_FRAME_METADATA_KEY as FRAME_METADATA_KEY
 from ..layouts import OME_PROVENANCE_TAG as PROVENANCE_TAG
-from ..lazy import FileFrames, FrameSource, StridedFrames
+from ..lazy import FileFrames, FrameSource, PathFrames, StridedFrames
 from ._tiff import BIG, CLASSIC, open_tiff
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
@@ -83,7 +83,7 @@ _TIME_S = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "μs": 1e-6, "ns": 1e-9, "min": 60
 
 
 @dataclass(frozen=True)
-class TiffPageFrames:
+class TiffPageFrames(PathFrames):
     """Frames as the pages of a TIFF's first image series, decoded by tifffile.
 
     For pages afmio cannot read in place (compressed, tiled, bit-packed): each read opens
@@ -102,29 +102,16 @@ class TiffPageFrames:
     ny: int
     nx: int
 
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return (self.n_frames, self.ny, self.nx)
+    errors = (OSError, ValueError, IndexError, KeyError, struct.error)
 
-    def read(self, start: int, stop: int, dtype: np.dtype) -> np.ndarray:
-        out = np.empty((max(0, stop - start), self.ny, self.nx), dtype=dtype)
-        if len(out) == 0:
-            return out
-        try:
-            with tifffile.TiffFile(self.path) as tif:
-                pages = tif.asarray(key=range(start, stop), series=0)
-            out[...] = pages.reshape(out.shape)
-        except (FileNotFoundError, PermissionError) as exc:
-            raise AfmOSError(
-                self.path, f"cannot reopen the file to read frames ({exc.strerror or exc})"
-            ) from exc
-        except (OSError, ValueError, IndexError, KeyError, struct.error) as exc:
-            raise CorruptFileError(
-                self.path,
-                f"cannot decode TIFF pages {start}..{stop - 1} ({exc}); is the file "
-                f"damaged, or was it changed after it was opened?",
-            ) from exc
-        return out
+    @property
+    def what(self) -> str:
+        return "TIFF image series 0"
+
+    def fill(self, out: np.ndarray, start: int) -> None:
+        with tifffile.TiffFile(self.path) as tif:
+            pages = tif.asarray(key=range(start, start + len(out)), series=0)
+        out[...] = pages.reshape(out.shape)
 
 
 def sniff(path: Path, head: bytes) -> bool:

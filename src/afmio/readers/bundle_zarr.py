@@ -37,6 +37,7 @@ from ..layouts import AFMIO_KEY, attrs_from_bundle, frame_coords_from_metadata
 from ..layouts import ZARR_FLOAT_KEY as FLOAT_KEY
 from ..layouts import ZARR_STORE_FORMAT as STORE_FORMAT
 from ..layouts import ZARR_STORE_VERSION as STORE_VERSION
+from ..lazy import PathFrames
 from ..model import LAYER_PREFIX, MASK_PREFIX
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
@@ -57,7 +58,7 @@ _TO_S.update({"minute": 60.0, "hour": 3600.0})
 
 
 @dataclass(frozen=True)
-class ZarrFrames:
+class ZarrFrames(PathFrames):
     """Frames of one array of a Zarr store, read with zarr-python.
 
     Parameters
@@ -84,14 +85,14 @@ class ZarrFrames:
     nx: int
     every_chunk: bool = False
 
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return (self.n_frames, self.ny, self.nx)
+    errors = (Exception,)  # codecs raise RuntimeError, ValueError... on damaged chunks
 
-    def read(self, start: int, stop: int, dtype: np.dtype) -> np.ndarray:
-        out = np.empty((max(0, stop - start), self.ny, self.nx), dtype=dtype)
-        if len(out) == 0:
-            return out
+    @property
+    def what(self) -> str:
+        return f"array {self.array!r}"
+
+    def fill(self, out: np.ndarray, start: int) -> None:
+        stop = start + len(out)
         arr = _open_array(Path(self.path), self.array)
         expect = tuple(
             self.n_frames if a == "t" else {"y": self.ny, "x": self.nx}.get(a, 1) for a in self.axes
@@ -107,20 +108,8 @@ class ZarrFrames:
         key = tuple(
             slice(start, stop) if a == "t" else slice(None) if a in "yx" else 0 for a in self.axes
         )
-        try:
-            block = arr[key]
-        except (FileNotFoundError, PermissionError) as exc:
-            raise AfmOSError(
-                self.path, f"cannot read array {self.array!r}: {exc.strerror or exc}"
-            ) from exc
-        except Exception as exc:  # codecs raise RuntimeError, ValueError... on damaged chunks
-            raise CorruptFileError(
-                self.path,
-                f"cannot read frames {start}..{stop - 1} of array {self.array!r} ({exc}); "
-                f"is a chunk file truncated or damaged?",
-            ) from exc
+        block = arr[key]
         out[...] = block if "t" in self.axes else block[None]
-        return out
 
     def _check_chunks(self, arr: zarr.Array, start: int, stop: int) -> None:
         """Every chunk file holding frames ``start..stop-1`` exists (else zarr would

@@ -46,7 +46,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..errors import AfmIOError, AfmIOWarning, AfmOSError, CorruptFileError, UnsupportedFormatError
+from ..errors import AfmIOWarning, CorruptFileError, UnsupportedFormatError
+from ..lazy import PathFrames
 from ._hdf5 import HDF5_SIGNATURE, read_hdf5
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
@@ -62,7 +63,7 @@ _MAX_ARRAY_ITEMS = 64
 
 
 @dataclass(frozen=True)
-class H5ColumnFrames:
+class H5ColumnFrames(PathFrames):
     """Frames stored as the columns of a ``(pixels, frames)`` HDF5 dataset.
 
     Each read opens the file by path, decodes the frames, reverses their rows and applies
@@ -97,42 +98,28 @@ class H5ColumnFrames:
     bias: float = 0.0
     chunk_filters: tuple[str, ...] | None = None
 
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return (self.n_frames, self.ny, self.nx)
+    errors = (*PathFrames.errors, zlib.error)
 
-    def read(self, start: int, stop: int, dtype: np.dtype) -> np.ndarray:
-        out = np.empty((max(0, stop - start), self.ny, self.nx), dtype=dtype)
-        if len(out) == 0:
-            return out
-        try:
-            with h5py.File(self.path, "r") as f:
-                ds = f[self.dataset]
-                if ds.ndim != 2 or ds.shape[0] != self.ny * self.nx or ds.shape[1] < stop:
-                    raise CorruptFileError(
-                        self.path,
-                        f"{self.dataset} now has shape {ds.shape}, not the "
-                        f"({self.ny * self.nx}, {self.n_frames}) it had when opened; "
-                        f"was the file changed after it was opened?",
-                    )
-                if self.chunk_filters is None:
-                    self._scale_into(out, ds[:, start:stop].T)
-                else:
-                    for k in range(len(out)):
-                        self._scale_into(out[k : k + 1], self._chunk(ds, start + k)[None])
-        except AfmIOError:
-            raise
-        except (FileNotFoundError, PermissionError) as exc:
-            raise AfmOSError(
-                self.path, f"cannot reopen the file to read frames ({exc.strerror or exc})"
-            ) from exc
-        except (OSError, KeyError, ValueError, TypeError, RuntimeError, zlib.error) as exc:
-            raise CorruptFileError(
-                self.path,
-                f"cannot read frames {start}..{stop - 1} of {self.dataset} ({exc}); "
-                f"is the file damaged, or was it changed after it was opened?",
-            ) from exc
-        return out
+    @property
+    def what(self) -> str:
+        return self.dataset
+
+    def fill(self, out: np.ndarray, start: int) -> None:
+        stop = start + len(out)
+        with h5py.File(self.path, "r") as f:
+            ds = f[self.dataset]
+            if ds.ndim != 2 or ds.shape[0] != self.ny * self.nx or ds.shape[1] < stop:
+                raise CorruptFileError(
+                    self.path,
+                    f"{self.dataset} now has shape {ds.shape}, not the "
+                    f"({self.ny * self.nx}, {self.n_frames}) it had when opened; "
+                    f"was the file changed after it was opened?",
+                )
+            if self.chunk_filters is None:
+                self._scale_into(out, ds[:, start:stop].T)
+            else:
+                for k in range(len(out)):
+                    self._scale_into(out[k : k + 1], self._chunk(ds, start + k)[None])
 
     def _chunk(self, ds: h5py.Dataset, frame: int) -> np.ndarray:
         """Frame ``frame`` as stored (one column), decoded from its raw chunk."""
