@@ -27,6 +27,7 @@ import numpy as np
 from .. import layouts, model
 from ..errors import CorruptFileError
 from ..lazy import PathFrames
+from . import _bundle
 from ._hdf5 import HDF5_SIGNATURE, read_hdf5
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
@@ -143,7 +144,7 @@ def _root_attr(path: Path, f: h5py.File, name: str) -> Any:
 
 def _read_open(path: Path, size: int, f: h5py.File) -> Recording:
     data = _frames(path, f, "data", None)
-    n, ny, nx = data.shape
+    n = data.shape[0]
     meta = _json(path, f, "frame_metadata_json", list)
     provenance = _json(path, f, "provenance_json", dict)
     if len(meta) != n:
@@ -152,7 +153,7 @@ def _read_open(path: Path, size: int, f: h5py.File) -> Recording:
         )
     if not all(isinstance(m, dict) for m in meta):
         raise CorruptFileError(path, "/frame_metadata_json is not a list of JSON objects")
-    time_s, frame_coords = layouts.frame_coords_from_metadata(meta)
+    time_s, coords = layouts.frame_coords_from_metadata(meta)
     if "timestamps" in f:
         stamps = np.asarray(f["timestamps"][()], dtype=np.float64)
         if stamps.shape != (n,):
@@ -167,24 +168,8 @@ def _read_open(path: Path, size: int, f: h5py.File) -> Recording:
         raise CorruptFileError(
             path, f"root attribute pixel_size_nm is not a number: {exc}"
         ) from exc
-    attrs, x_nm, y_nm = layouts.attrs_from_bundle(provenance, channel, pixel)
-    for axis, coord, count in (("x", x_nm, nx), ("y", y_nm, ny)):
-        if coord is not None and coord.shape != (count,):
-            raise CorruptFileError(
-                path, f"the provenance's {axis} coords have {coord.size} values for {count} pixels"
-            )
-
-    channels = [
-        ChannelInfo(
-            name=channel,
-            native=channel,
-            units=str(attrs.get("units", "nm")),
-            long_name=str(attrs.get("long_name", channel)),
-            frames=data,
-            role="data",
-            dtype="float32",
-        )
-    ]
+    saved = _bundle.restore(path, provenance, channel, pixel, data.shape)
+    channels = [saved.data(channel, data)]
     for group, prefix, role, dtype in (
         ("processed", model.LAYER_PREFIX, "layer", "float32"),
         ("masks", model.MASK_PREFIX, "mask", "bool"),
@@ -196,24 +181,8 @@ def _read_open(path: Path, size: int, f: h5py.File) -> Recording:
             channels.append(
                 ChannelInfo(prefix + name, f"{group}/{name}", "", name, source, (), role, dtype)
             )
-
-    acquisition = provenance.get("acquisition")
-    return Recording(
-        path=str(path),
-        format=FORMAT.name,
-        format_version="playNano 0.5.0 layout",
-        size_bytes=size,
-        channels=tuple(channels),
-        pixel_size_x_nm=float(attrs.get("pixel_size_nm", pixel)),
-        pixel_size_y_nm=float(attrs.get("pixel_size_y_nm", pixel)),
-        time_s=time_s,
-        frame_coords=frame_coords,
-        acquisition=acquisition if isinstance(acquisition, dict) else {},
-        default_channel=channel,
-        attrs=attrs,
-        x_nm=x_nm,
-        y_nm=y_nm,
-    )
+    version = "playNano 0.5.0 layout"
+    return _bundle.recording(path, FORMAT.name, version, size, saved, channels, time_s, coords)
 
 
 READER = Reader(FORMAT, sniff, read, container="hdf5", priority=10)

@@ -41,6 +41,7 @@ from numpy.lib import format as npy
 from .. import layouts, model
 from ..errors import AfmIOError, AfmIOWarning, AfmOSError, CorruptFileError
 from ..lazy import FrameSource, PathFrames, StridedFrames
+from . import _bundle
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo("npz-bundle", "NumPy NPZ bundle (afmio and playNano)", (".npz",))
@@ -489,17 +490,8 @@ def _read_open(path: Path, size: int, zf: zipfile.ZipFile) -> Recording:
                 path, f"timestamps has {stamps.size} entries but data has {n} frames"
             )
 
-    attrs, x_nm, y_nm = layouts.attrs_from_bundle(provenance, channel, pixel_size)
-    channels = [
-        ChannelInfo(
-            name=channel,
-            native=channel,
-            units=str(attrs.get("units", "nm")),
-            long_name=str(attrs.get("long_name", channel)),
-            frames=data,
-            dtype="float32",
-        )
-    ]
+    saved = _bundle.restore(path, provenance, channel, pixel_size, data.shape)
+    channels = [saved.data(channel, data)]
     warnings: list[AfmIOWarning] = []
     for key, info in entries.items():
         if not key.startswith((model.LAYER_PREFIX, model.MASK_PREFIX)):
@@ -520,7 +512,7 @@ def _read_open(path: Path, size: int, zf: zipfile.ZipFile) -> Recording:
             ChannelInfo(
                 name=key,
                 native=key,
-                units=str(attrs.get("units", "nm")) if role == "layer" else "",
+                units=str(saved.attrs.get("units", "nm")) if role == "layer" else "",
                 long_name=key,
                 frames=frames,
                 role=role,
@@ -532,24 +524,8 @@ def _read_open(path: Path, size: int, zf: zipfile.ZipFile) -> Recording:
         for k, i in entries.items()
     }
     time_s, frame_coords = layouts.frame_coords_from_metadata(meta)
-    acquisition = provenance.get("acquisition")
-    return Recording(
-        path=str(path),
-        format=FORMAT.name,
-        format_version="",
-        size_bytes=size,
-        channels=tuple(channels),
-        pixel_size_x_nm=float(attrs.get("pixel_size_nm", pixel_size)),
-        pixel_size_y_nm=float(attrs.get("pixel_size_y_nm", pixel_size)),
-        time_s=time_s,
-        frame_coords=frame_coords,
-        acquisition=acquisition if isinstance(acquisition, dict) else {},
-        reader_notes=notes,
-        warnings=warnings,
-        default_channel=channel,
-        attrs=attrs,
-        x_nm=x_nm,
-        y_nm=y_nm,
+    return _bundle.recording(
+        path, FORMAT.name, "", size, saved, channels, time_s, frame_coords, notes, warnings
     )
 
 

@@ -52,6 +52,7 @@ from ..errors import AfmIOError, AfmIOWarning, AfmOSError, CorruptFileError, Uns
 from ..layouts import OME_FRAME_METADATA_KEY as FRAME_METADATA_KEY
 from ..layouts import OME_PROVENANCE_TAG as PROVENANCE_TAG
 from ..lazy import FileFrames, FrameSource, PathFrames, StridedFrames
+from . import _bundle
 from ._tiff import BIG, CLASSIC, open_tiff
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
@@ -410,15 +411,8 @@ def _read_open(path: Path, size: int, tif: tifffile.TiffFile) -> Recording:
     channel = (ome and ome.channel) or DEFAULT_CHANNEL
     times = ome.times_s if ome and ome.times_s is not None else np.full(n, math.nan)
     px_x, px_y = (ome.pixel_x_nm, ome.pixel_y_nm) if ome else (math.nan, math.nan)
-    common: dict[str, Any] = {
-        "path": str(path),
-        "format": FORMAT.name,
-        "format_version": ("BigTIFF" if tif.is_bigtiff else "TIFF")
-        + (f", OME {ome.schema}" if ome else ""),
-        "size_bytes": size,
-        "reader_notes": {"frames": how},
-        "warnings": warnings,
-    }
+    version = ("BigTIFF" if tif.is_bigtiff else "TIFF") + (f", OME {ome.schema}" if ome else "")
+    notes = {"frames": how}
 
     if provenance is None:  # no bundle: attrs are built from the Recording
         info = ChannelInfo(channel, channel, "", channel, source)
@@ -428,36 +422,30 @@ def _read_open(path: Path, size: int, tif: tifffile.TiffFile) -> Recording:
             "tiff_software": first.software or None,
         }
         return Recording(
+            path=str(path),
+            format=FORMAT.name,
+            format_version=version,
+            size_bytes=size,
             channels=(info,),
             pixel_size_x_nm=px_x,
             pixel_size_y_nm=px_y,
             time_s=times,
             frame_coords={},
             acquisition=acquisition,
-            **common,
+            reader_notes=notes,
+            warnings=warnings,
         )
 
     if meta is None:  # written by playNano: what the OME-XML gives
         meta = [{"timestamp": float(t), "frame_pixel_size_nm": px_x} for t in times]
-    attrs, x_nm, y_nm = layouts.attrs_from_bundle(provenance, channel, px_x)
-    channel = str(attrs.get("channel") or channel)
+    saved = _bundle.restore(path, provenance, channel, px_x, (n, ny, nx), px_y)
+    channel = str(saved.attrs.get("channel") or channel)
     time_s, coords = layouts.frame_coords_from_metadata(meta)
-    units, long_name = str(attrs.get("units", "nm")), str(attrs.get("long_name", channel))
     # A bundle's float32 values are read bit for bit, whatever type the caller asks.
     dtype = "float32" if tif.series[0].keyframe.dtype == np.float32 else None
-    acquisition = provenance.get("acquisition")
-    return Recording(
-        channels=(ChannelInfo(channel, channel, units, long_name, source, dtype=dtype),),
-        pixel_size_x_nm=float(attrs.get("pixel_size_nm", px_x)),
-        pixel_size_y_nm=float(attrs.get("pixel_size_y_nm", px_y)),
-        time_s=time_s,
-        frame_coords=coords,
-        acquisition=acquisition if isinstance(acquisition, dict) else {},
-        default_channel=channel,
-        attrs=attrs,
-        x_nm=x_nm,
-        y_nm=y_nm,
-        **common,
+    channels = [saved.data(channel, source, dtype=dtype)]
+    return _bundle.recording(
+        path, FORMAT.name, version, size, saved, channels, time_s, coords, notes, warnings
     )
 
 

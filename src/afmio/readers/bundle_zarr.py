@@ -33,12 +33,13 @@ from zarr.errors import NodeNotFoundError
 from zarr.storage import LocalStore
 
 from ..errors import AfmIOWarning, AfmOSError, CorruptFileError, UnsupportedFormatError
-from ..layouts import AFMIO_KEY, attrs_from_bundle, frame_coords_from_metadata
+from ..layouts import AFMIO_KEY, frame_coords_from_metadata
 from ..layouts import ZARR_FLOAT_KEY as FLOAT_KEY
 from ..layouts import ZARR_STORE_FORMAT as STORE_FORMAT
 from ..layouts import ZARR_STORE_VERSION as STORE_VERSION
 from ..lazy import PathFrames
 from ..model import LAYER_PREFIX, MASK_PREFIX
+from . import _bundle
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo("zarr", "Zarr v3 store with OME-Zarr metadata (afmio)", (".zarr",))
@@ -266,23 +267,8 @@ def _read_afmio(path: Path, meta: Any) -> Recording:
     except RuntimeError as exc:
         raise CorruptFileError(path, f"cannot read timestamps ({exc})") from exc
 
-    attrs, x_nm, y_nm = attrs_from_bundle(provenance, channel, pixel)
-    for axis, coord, size in (("x", x_nm, nx), ("y", y_nm, ny)):
-        if coord is not None and coord.shape != (size,):
-            raise CorruptFileError(
-                path, f"provenance holds {coord.size} {axis} coordinates for {size} pixels"
-            )
-    channels = [
-        ChannelInfo(
-            channel,
-            channel,
-            str(attrs.get("units", "")),
-            str(attrs.get("long_name", channel)),
-            data,
-            role="data",
-            dtype="float32",
-        )
-    ]
+    saved = _bundle.restore(path, provenance, channel, pixel, data.shape)
+    channels = [saved.data(channel, data, units="")]
     for role, prefix, group, dtype in (
         ("layer", LAYER_PREFIX, layers, "float32"),
         ("mask", MASK_PREFIX, masks, "bool"),
@@ -294,21 +280,10 @@ def _read_afmio(path: Path, meta: Any) -> Recording:
             channels.append(
                 ChannelInfo(prefix + name, node, "", name, frames, role=role, dtype=dtype)
             )
-    return Recording(
-        path=str(path),
-        format=FORMAT.name,
-        format_version=f"Zarr v3, afmio layout {version}",
-        size_bytes=_store_size(path),
-        channels=tuple(channels),
-        pixel_size_x_nm=float(attrs.get("pixel_size_nm", pixel)),
-        pixel_size_y_nm=float(attrs.get("pixel_size_y_nm", pixel)),
-        time_s=time_s,
-        frame_coords=frame_coords,
-        acquisition=provenance.get("acquisition") or {},
-        default_channel=channel,
-        attrs=attrs,
-        x_nm=x_nm,
-        y_nm=y_nm,
+    version_text = f"Zarr v3, afmio layout {version}"
+    size = _store_size(path)
+    return _bundle.recording(
+        path, FORMAT.name, version_text, size, saved, channels, time_s, frame_coords
     )
 
 
