@@ -39,9 +39,10 @@ import numpy as np
 from numpy.lib import format as npy
 
 from .. import layouts, model
-from ..errors import AfmIOError, AfmIOWarning, AfmOSError, CorruptFileError
+from ..errors import AfmIOError, AfmIOWarning, CorruptFileError
 from ..lazy import FrameSource, PathFrames, StridedFrames
 from . import _bundle
+from ._errors import library_errors
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo("npz-bundle", "NumPy NPZ bundle (afmio and playNano)", (".npz",))
@@ -124,18 +125,15 @@ def sniff(path: Path, head: bytes) -> bool:
 def read(path: str | os.PathLike[str]) -> Recording:
     """Parse an NPZ bundle's metadata and locate its frame arrays; frames are not read."""
     path = Path(path)
-    try:
+    with library_errors(
+        path,
+        (*_ZIP_ERRORS, OSError),
+        lambda exc: f"is not a readable NPZ (zip) file; is it truncated or damaged? ({exc})",
+        "cannot be opened",
+    ):
         size = path.stat().st_size
         with zipfile.ZipFile(path) as zf:
             return _read_open(path, size, zf)
-    except AfmIOError:
-        raise
-    except (FileNotFoundError, PermissionError) as exc:
-        raise AfmOSError(path, f"cannot be opened: {exc.strerror or exc}") from exc
-    except (*_ZIP_ERRORS, OSError) as exc:
-        raise CorruptFileError(
-            path, f"is not a readable NPZ (zip) file; is it truncated or damaged? ({exc})"
-        ) from exc
 
 
 # --- entries ---------------------------------------------------------------------------

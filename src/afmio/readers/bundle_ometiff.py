@@ -48,11 +48,12 @@ import numpy as np
 import tifffile
 
 from .. import layouts
-from ..errors import AfmIOError, AfmIOWarning, AfmOSError, CorruptFileError, UnsupportedFormatError
+from ..errors import AfmIOWarning, CorruptFileError, UnsupportedFormatError
 from ..layouts import OME_FRAME_METADATA_KEY as FRAME_METADATA_KEY
 from ..layouts import OME_PROVENANCE_TAG as PROVENANCE_TAG
 from ..lazy import FileFrames, FrameSource, PathFrames, StridedFrames
 from . import _bundle
+from ._errors import library_errors
 from ._tiff import BIG, CLASSIC, open_tiff
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
@@ -126,21 +127,16 @@ def sniff(path: Path, head: bytes) -> bool:
 def read(path: Path) -> Recording:
     """Parse the image directories and metadata of a TIFF; frames stay on disk."""
     kind = "TIFF"
-    try:
+    with library_errors(
+        path,
+        (OSError, ValueError, IndexError, KeyError, struct.error),  # TiffFileError: ValueError
+        lambda exc: f"is a {kind} file but cannot be parsed ({exc}); is it truncated or damaged?",
+    ):
         size = os.stat(path).st_size
         with open(path, "rb") as f:
             kind = "BigTIFF" if f.read(4) in BIG else "TIFF"
         with tifffile.TiffFile(path) as tif:
             return _read_open(path, size, tif)
-    except AfmIOError:
-        raise
-    except (FileNotFoundError, PermissionError) as exc:
-        raise AfmOSError(path, f"cannot be read: {exc.strerror or exc}") from exc
-    except (OSError, ValueError, IndexError, KeyError, struct.error) as exc:
-        # tifffile.TiffFileError is a ValueError.
-        raise CorruptFileError(
-            path, f"is a {kind} file but cannot be parsed ({exc}); is it truncated or damaged?"
-        ) from exc
 
 
 # --- metadata ------------------------------------------------------------------------

@@ -56,6 +56,7 @@ from ..errors import (
     UnsupportedFormatError,
 )
 from ..lazy import FileFrames
+from ._errors import refuse_signatures
 from ._folder import MAX_LISTED, Frames, Majority, Problems, listing, read_frames, unlike
 from ._tiff import IFD_READ, Ifd, IfdLoopError, Tiff, open_tiff
 from .base import ChannelInfo, FormatInfo, Reader, Recording
@@ -250,13 +251,15 @@ def _scan(path: Path) -> _Frame:
         return _parse(t)
 
 
+#: TIFF kin that are not JPK images, and why.
+_OTHER_TIFFS = (
+    (b"II*\x00", "is a little-endian TIFF file; JPK images are big-endian TIFF ('MM')"),
+    (b"MM\x00+", "is a BigTIFF file; JPK images are classic TIFF"),
+)
+
+
 def _not_tiff(path: Path, head: bytes) -> AfmIOError:
-    if head.startswith(b"II*\x00"):
-        return UnsupportedFormatError(
-            path, "is a little-endian TIFF file; JPK images are big-endian TIFF ('MM')"
-        )
-    if head.startswith(b"MM\x00+"):
-        return UnsupportedFormatError(path, "is a BigTIFF file; JPK images are classic TIFF")
+    refuse_signatures(path, head, _OTHER_TIFFS)
     return CorruptFileError(
         path,
         f"is not a JPK image: it starts with {head[:8]!r}, not with the big-endian TIFF "

@@ -64,6 +64,7 @@ from ..errors import (
     UnsupportedFormatError,
 )
 from ..lazy import FileFrames
+from ._errors import refuse_signatures
 from ._folder import Frames, Problems, read_frames, unlike
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
@@ -80,6 +81,14 @@ MAX_PIXELS = 1 << 16  # per side
 _IMAGE_MAGICS = (b"\\*File list", b"\\*EC File list")
 _MAGICS = (*_IMAGE_MAGICS, b"?*File list", b"\\*Force file list")
 _END = b"\\*File list end"
+#: Nanoscope files that are not binary images, and why.
+_OTHER_FILES = (
+    (
+        b"?*File list",
+        "is a Nanoscope file with text data ('?*File list'); only binary data is read",
+    ),
+    (b"\\*Force file list", "is a Nanoscope force-curve file, not an image"),
+)
 _IMAGE_SECTIONS = {
     "ciao image list",
     "afm image list",
@@ -216,12 +225,7 @@ def _read_header(path: Path) -> tuple[list[_Section], int]:
 
 def _declared_header_length(path: Path, head: bytes) -> int:
     """The ``Data length`` of the File list, which leads the header (GWY-NS)."""
-    if head.startswith(b"?*File list"):
-        raise UnsupportedFormatError(
-            path, "is a Nanoscope file with text data ('?*File list'); only binary data is read"
-        )
-    if head.startswith(b"\\*Force file list"):
-        raise UnsupportedFormatError(path, "is a Nanoscope force-curve file, not an image")
+    refuse_signatures(path, head, _OTHER_FILES)
     magic = next((m for m in _IMAGE_MAGICS if head.startswith(m)), None)
     if magic is None:
         raise CorruptFileError(path, "not a Nanoscope file: it does not start with '\\*File list'")
