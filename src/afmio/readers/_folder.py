@@ -17,9 +17,10 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from ..errors import AfmIOError, AfmIOWarning, AfmOSError, CorruptFileError, UnsupportedFormatError
+from .base import FormatInfo, Recording
 
 #: File names quoted in one warning; the rest are counted.
 MAX_LISTED = 10
@@ -28,9 +29,10 @@ _DIGITS = re.compile(r"(\d+)")
 
 
 class FrameFile(Protocol):
-    """What a reader's ``parse`` returns for one file: at least the file's path."""
+    """What a reader's ``parse`` returns for one file: at least its path and size."""
 
     path: Path
+    size: int
 
 
 F = TypeVar("F", bound=FrameFile)
@@ -94,6 +96,12 @@ class Frames(Generic[F]):
     folder: bool
     left_out: dict[str, str] = field(default_factory=dict)
     warnings: list[AfmIOWarning] = field(default_factory=list)
+
+    def recording(self, path: Path, format: FormatInfo, **fields: Any) -> Recording:
+        """The Recording of the video at ``path``: its size is the total of its frame
+        files; ``fields`` are the other fields of :class:`Recording`."""
+        size = sum(f.size for f in self.frames)
+        return Recording(path=str(path), format=format.name, size_bytes=size, **fields)
 
 
 def read_frames(

@@ -728,11 +728,10 @@ def _recording(path: Path, found: Frames[_Frame]) -> Recording:
     if found.left_out:
         notes["left_out"] = dict(list(found.left_out.items())[:MAX_LISTED])
         notes["left_out_count"] = len(found.left_out)
-    return Recording(
-        path=str(path),
-        format="jpk",
+    return found.recording(
+        path,
+        FORMAT,
         format_version=first.version,
-        size_bytes=sum(f.size for f in kept),
         channels=tuple(channels),
         pixel_size_x_nm=first.px_x_nm,
         pixel_size_y_nm=first.px_y_nm,

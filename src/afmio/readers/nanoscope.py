@@ -733,11 +733,10 @@ def _assemble(path: Path, found: Frames[_Frame]) -> Recording:
         "frames_read": n,
         "files_left_out": found.listed - n,
     }
-    return Recording(
-        path=str(path),
-        format="nanoscope",
+    return found.recording(
+        path,
+        FORMAT,
         format_version=first.version,
-        size_bytes=sum(f.size for f in frames),
         channels=tuple(channels),
         pixel_size_x_nm=first.blocks[0].px_x,
         pixel_size_y_nm=first.blocks[0].px_y,
