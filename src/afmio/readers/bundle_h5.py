@@ -28,7 +28,7 @@ from .. import layouts, model
 from ..errors import CorruptFileError
 from ..lazy import PathFrames
 from . import _bundle
-from ._hdf5 import HDF5_SIGNATURE, read_hdf5
+from ._hdf5 import HDF5_SIGNATURE, read_hdf5, root
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo("h5-bundle", "HDF5 bundle (afmio and playNano)", (".h5", ".hdf5"))
@@ -83,13 +83,12 @@ def sniff(path: Path, head: bytes) -> bool:
     or ``.hdf5``."""
     if not head.startswith(HDF5_SIGNATURE):
         return False
-    try:
-        with h5py.File(path, "r") as f:
-            has = {k for k in _KEYS if f.get(k, getclass=True) is h5py.Dataset}
-    except Exception as exc:  # whatever h5py makes of a damaged file, sniffing must not raise
+    found = root(path)
+    if found.error is not None:
         # A cut HDF5 file cannot be opened at all; claim one named like a bundle so that
         # read() reports it as truncated, rather than as an HDF5 file afmio does not read.
-        return "truncated file" in str(exc) and Path(path).suffix.lower() in FORMAT.extensions
+        return "truncated file" in found.error and Path(path).suffix.lower() in FORMAT.extensions
+    has = found.datasets & set(_KEYS)
     if "data" in has:
         return bool(has & {"timestamps", "frame_metadata_json"})
     return {"frame_metadata_json", "provenance_json"} <= has

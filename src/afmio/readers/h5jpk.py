@@ -48,7 +48,7 @@ import numpy as np
 
 from ..errors import AfmIOWarning, CorruptFileError, UnsupportedFormatError
 from ..lazy import PathFrames
-from ._hdf5 import HDF5_SIGNATURE, read_hdf5
+from ._hdf5 import HDF5_SIGNATURE, Root, read_hdf5, root
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo("h5-jpk", "JPK NanoRacer HDF5 video", (".h5-jpk",))
@@ -164,11 +164,8 @@ def sniff(path: Path, head: bytes) -> bool:
         return False
     if Path(path).suffix.lower() in FORMAT.extensions:
         return True
-    try:
-        with h5py.File(path, "r") as f:
-            return _is_jpk_scan(f)
-    except Exception:  # whatever h5py makes of a damaged file, sniffing must not raise
-        return False
+    found = root(path)
+    return found.error is None and _is_jpk_scan(found)
 
 
 def read(path: str | os.PathLike[str]) -> Recording:
@@ -250,24 +247,32 @@ def _flag(value: Any) -> bool:
     return text.lower() == "true" if text is not None else bool(_number(value))
 
 
-def _is_jpk_scan(f: h5py.File) -> bool:
+def _is_jpk_scan(found: Root) -> bool:
     """The root says "JPK SCAN", or (attribute absent) JPK's group structure is there."""
-    info = _text(_attr(f, "file-format-info"))
+    info = _text(_json_safe(found.attrs.get("file-format-info")))
     if info is not None:
         return info == "JPK SCAN"
-    return any(_channel_groups(f[m]) for m in _measurement_names(f))
+    return any(
+        any(_is_channel(k) for k in members)
+        for m, members in found.groups.items()
+        if _is_measurement(m)
+    )
+
+
+def _is_measurement(name: str) -> bool:
+    return name.startswith("Measurement_")
+
+
+def _is_channel(name: str) -> bool:
+    return name.startswith("Channel_")
 
 
 def _measurement_names(f: h5py.File) -> list[str]:
-    return sorted(
-        k for k in f if k.startswith("Measurement_") and f.get(k, getclass=True) is h5py.Group
-    )
+    return sorted(k for k in f if _is_measurement(k) and f.get(k, getclass=True) is h5py.Group)
 
 
 def _channel_groups(m: h5py.Group) -> list[str]:
-    return sorted(
-        k for k in m if k.startswith("Channel_") and m.get(k, getclass=True) is h5py.Group
-    )
+    return sorted(k for k in m if _is_channel(k) and m.get(k, getclass=True) is h5py.Group)
 
 
 # --- one measurement group -----------------------------------------------------------------
@@ -511,7 +516,7 @@ def _frame_times(path: Path, m: h5py.Group, meas: _Measurement, n: int) -> None:
 
 
 def _read_open(path: Path, size: int, f: h5py.File) -> Recording:
-    if not _is_jpk_scan(f):
+    if not _is_jpk_scan(Root.of(f)):
         info = _text(_attr(f, "file-format-info"))
         if info is not None:
             raise UnsupportedFormatError(
