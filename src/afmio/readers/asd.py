@@ -1,6 +1,6 @@
 """Reader for Ando-lab / RIBM high-speed AFM ``.asd`` files (versions 0, 1 and 2).
 
-Layout (see ``shared/formats.md`` section 1): a little-endian file header, then every frame
+Layout (see ``docs/formats/asd.md#versions``): a little-endian file header, then every frame
 of channel 1, then every frame of channel 2 (channel-major). Each frame is a fixed-size
 frame header followed by ``y_pixels * x_pixels`` int16 levels, row-major. A level ``L``
 becomes a physical value through one affine map per channel, ``a * L + b``.
@@ -249,8 +249,9 @@ def _parse_header(path: Path, size: int) -> tuple[dict[str, Any], int]:
         h["comment"] = hb.text(165 + n, m, enc, "comment")
         data_start = h["file_header_size"]
         if version == 2 and 165 + n + m + 4 <= data_start:
-            # Only the first field of the v2 trailer is agreed on by all sources
-            # (formats.md 1.4); the frame data start comes from file_header_size anyway.
+            # Only the first field of the v2 trailer is agreed on by all sources (see
+            # docs/formats/asd.md#version-2-file-header); the frame data start comes
+            # from file_header_size anyway.
             h.update(hb.unpack(_V2_TRAILER, ["number_of_frames"], 165 + n + m, "v2 trailer"))
         if data_start < 165:
             raise CorruptFileError(
@@ -320,7 +321,8 @@ def _count_frames(
 
     Channels are stored one after the other, each block ``block`` frames long. A header
     count is trusted when the file size matches it exactly; otherwise the file was cut
-    short or has extra bytes, and only whole frames are read (formats.md 1.10).
+    short or has extra bytes, and only whole frames are read
+    (docs/formats/asd.md#frame-counts-and-file-size).
     """
     counts = [h.get(k) for k in ("frames_current", "frames_recorded", "number_of_frames")]
     for c in counts:

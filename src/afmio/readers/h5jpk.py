@@ -1,6 +1,6 @@
 """Reader for JPK NanoRacer high-speed videos in HDF5 (``.h5-jpk``).
 
-Layout (``shared/formats.md`` section 3): the root attribute ``file-format-info`` is
+Layout (``docs/formats/h5jpk.md#layout``): the root attribute ``file-format-info`` is
 ``"JPK SCAN"``; each ``Measurement_*`` group carries the scan grid and timing as attributes
 and a ``meta-data`` group with per-frame ``start-times``/``end-times`` (ms since the Unix
 epoch); each of its ``Channel_*`` groups holds one channel image as a ``(pixels, frames)``

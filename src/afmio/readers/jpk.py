@@ -1,6 +1,6 @@
 """Reader for JPK Instruments TIFF images (``.jpk``) and folders of them as videos.
 
-Layout (``shared/formats.md`` section 2): a classic big-endian TIFF. IFD 0 holds a small
+Layout (``docs/formats/jpk.md#container``): a classic big-endian TIFF. IFD 0 holds a small
 thumbnail and the global JPK tags (dates, scan grid, scan rate, motion); every further IFD
 holds one channel as uncompressed int32 strips forming one contiguous block, with tags that
 name the channel (0x8050, retrace flag 0x8051) and list its calibration slots (0x8080 on).
@@ -93,7 +93,8 @@ _SLOT_FIELDS = {
     "multiplier": 0x14,
     "offset": 0x15,
 }
-# Any of these in IFD 0 besides the format version marks a JPK image (formats.md 6).
+# Any of these in IFD 0 besides the format version marks a JPK image
+# (docs/formats/jpk.md#global-tags-ifd-0).
 _JPK_MARKERS = frozenset({_GRID_U, _CHANNEL})
 
 # (bits per sample, sample format) -> (stored dtype, bytes per sample).
@@ -425,7 +426,8 @@ def _page(t: Tiff, ifd: Ifd) -> _Page:
 def _scaling(get: Callable[[int], Any]) -> tuple[float | None, float, str, str, str | None]:
     """(gain, bias, unit, default slot, problem) of a channel from its default slot.
 
-    Each slot's multiplier and offset already map raw integers to its unit (formats.md 2.3),
+    Each slot's multiplier and offset already map raw integers to its unit
+    (docs/formats/jpk.md#channel-tags-and-calibration-slots),
     so the default slot is used alone, never chained through its parents. A ``NullScaling``
     slot without a unit means raw levels on purpose; a slot that cannot be used is a problem.
     """

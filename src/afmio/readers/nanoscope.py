@@ -1,10 +1,11 @@
 """Reader for Bruker / Veeco Nanoscope images (``.spm``, ``.000``, ``.001`` ...) and folders
 of them.
 
-Layout (``shared/formats.md`` section 4): a Latin-1 text header of ``\\Key: value`` lines
-grouped in ``\\*Section`` blocks, ``Data length`` bytes long (from the ``File list``), then
-one binary block per channel at the ``Data offset`` of its ``Ciao image list``: little-endian
-signed integers (2 or 4 bytes), ``Number of lines`` x ``Samps/line``, row-major.
+Layout (``docs/formats/nanoscope.md#file-structure``): a Latin-1 text header of
+``\\Key: value`` lines grouped in ``\\*Section`` blocks, ``Data length`` bytes long (from
+the ``File list``), then one binary block per channel at the ``Data offset`` of its ``Ciao
+image list``: little-endian signed integers (2 or 4 bytes), ``Number of lines`` x
+``Samps/line``, row-major.
 
 Conventions
 -----------
@@ -15,14 +16,14 @@ Conventions
   line stored in the file**. ``Frame direction`` (up/down) does not change the storage
   order; it is reported as ``scan_direction`` (``topDown``/``bottomUp``, as playNano).
 - Values: ``raw / 256**Bytes/pixel * hard value * soft scale`` from ``@2:Z scale``
-  (formats.md 4.4), never the hard scale in parentheses. Lengths are given in nm;
-  other channels keep their units (V, deg ...). A soft scale missing from the header
-  gives ``raw / 256**bpp * hard value`` in the hard unit, and a missing ``Z scale`` the raw
-  levels, each with a warning.
+  (docs/formats/nanoscope.md#raw-data-and-scaling), never the hard scale in parentheses.
+  Lengths are given in nm; other channels keep their units (V, deg ...). A soft scale
+  missing from the header gives ``raw / 256**bpp * hard value`` in the hard unit, and a
+  missing ``Z scale`` the raw levels, each with a warning.
 - Storage width: ``Data length / (lines * samples)`` when that is 2 or 4 (so version 9.2+
   int32 blocks are read as such), else 4 bytes from version 9.2 on and ``Bytes/pixel``
   before. Image-list geometry wins; the scan list's is used only when the block does
-  not fit the image list's (formats.md 4.5).
+  not fit the image list's (docs/formats/nanoscope.md#geometry-and-orientation).
 - Pixel size: x = X scan size / samples, y = Y scan size / lines (Gwyddion's rule; the
   header states the Y extent, so non-square pixels are kept).
 - Channels: canonical ``<native name>_<trace|retrace>`` in snake case (``Height Sensor``
