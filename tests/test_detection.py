@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -55,3 +57,22 @@ def test_formats_lists_every_reader_with_its_extensions():
     assert set(found) == {
         "asd", "jpk", "h5-jpk", "nanoscope", "h5-bundle", "npz-bundle", "ome-tiff", "zarr"
     }  # fmt: skip
+
+
+def test_detecting_and_opening_an_h5_bundle_opens_it_at_most_twice(make_asd, tmp_path, monkeypatch):
+    """The HDF5 sniffers share one look inside; reading the metadata is the second open."""
+    path = tmp_path / "clip.h5"
+    original = afmio.open(make_asd())
+    afmio.save_h5_bundle(path, original)
+    opened = []
+
+    class CountingFile(h5py.File):
+        def __init__(self, name, *args, **kwargs):
+            if Path(name) == path:
+                opened.append(name)
+            super().__init__(name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py, "File", CountingFile)
+    video = afmio.open(path)
+    assert len(opened) <= 2
+    assert video.shape == original.shape

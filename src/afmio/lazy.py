@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
-from .errors import AfmOSError, CorruptFileError
+from .errors import AfmIOError, AfmOSError, CorruptFileError
 
 #: Default bytes of output per dask chunk: large enough that per-task overhead is small,
 #: small enough that a few chunks in flight per core stay far below the memory budget.
@@ -40,8 +40,67 @@ class FrameSource(Protocol):
         ...
 
 
+class PathFrames:
+    """Base of the frame sources: ``read`` allocates the output, returns zero frames at
+    once, lets the subclass's :meth:`fill` write the frames, and turns what its library
+    raises into afmio's errors, naming the file and the frames.
+
+    Subclasses are frozen dataclasses with the fields ``path``, ``n_frames``, ``ny`` and
+    ``nx`` (or properties of those names); each read reopens the file by path.
+    """
+
+    path: str
+    n_frames: int
+    ny: int
+    nx: int
+    #: What the library raises for damaged content (beyond afmio's own errors).
+    errors: ClassVar[tuple[type[Exception], ...]] = (
+        OSError,
+        KeyError,
+        ValueError,
+        TypeError,
+        RuntimeError,
+    )
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.n_frames, self.ny, self.nx)
+
+    @property
+    def what(self) -> str:
+        """Where in the file the frames are, for messages."""
+        return "the file"
+
+    def read(self, start: int, stop: int, dtype: np.dtype) -> np.ndarray:
+        """Return frames ``start..stop-1`` as ``dtype``, in physical units."""
+        out = np.empty((max(0, stop - start), self.ny, self.nx), dtype=dtype)
+        if len(out) == 0:
+            return out
+        try:
+            self.fill(out, start)
+        except AfmIOError:
+            raise
+        except (FileNotFoundError, PermissionError) as exc:
+            raise AfmOSError(
+                self.path,
+                f"cannot reopen the file to read frames {start}..{stop - 1} of {self.what} "
+                f"({exc.strerror or exc})",
+            ) from exc
+        except self.errors as exc:
+            raise CorruptFileError(
+                self.path,
+                f"cannot read frames {start}..{stop - 1} of {self.what} ({exc}); is it "
+                f"truncated or damaged, or was it changed after it was opened?",
+            ) from exc
+        return out
+
+    def fill(self, out: np.ndarray, start: int) -> None:
+        """Write frames ``start..start+len(out)-1`` into ``out``."""
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class StridedFrames:
+class StridedFrames(PathFrames):
     """Frames stored one after another at a fixed stride, each after a fixed header.
 
     Values are ``raw * gain + bias``; ``gain=None`` returns the raw levels unscaled.
@@ -78,15 +137,8 @@ class StridedFrames:
     bias: float = 0.0
     flip_y: bool = False
 
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return (self.n_frames, self.ny, self.nx)
-
-    def read(self, start: int, stop: int, dtype: np.dtype) -> np.ndarray:
-        count = max(0, stop - start)
-        out = np.empty((count, self.ny, self.nx), dtype=dtype)
-        if count == 0:
-            return out
+    def fill(self, out: np.ndarray, start: int) -> None:
+        count = len(out)
         raw = np.dtype(self.raw_dtype)
         record = np.dtype(
             {
@@ -110,15 +162,14 @@ class StridedFrames:
             pixels = buf.view(record)["pixels"]
             for i in range(count):
                 _scale_into(out[i], pixels[i], self.gain, self.bias, self.flip_y)
-            return out
+            return
         buf = np.empty(count * self.stride, dtype=np.uint8)
         _read_exact(self.path, self.offset + start * self.stride, memoryview(buf)[:need])
         _scale_into(out, buf.view(record)["pixels"], self.gain, self.bias, self.flip_y)
-        return out
 
 
 @dataclass(frozen=True)
-class FileFrames:
+class FileFrames(PathFrames):
     """One frame per file (folders of JPK or Nanoscope files), each with its own scaling.
 
     Parameters
@@ -150,16 +201,15 @@ class FileFrames:
     flip_y: bool = False
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        return (len(self.files), self.ny, self.nx)
+    def n_frames(self) -> int:
+        return len(self.files)
 
-    def read(self, start: int, stop: int, dtype: np.dtype) -> np.ndarray:
-        out = np.empty((max(0, stop - start), self.ny, self.nx), dtype=dtype)
+    def fill(self, out: np.ndarray, start: int) -> None:
         raw = np.empty((self.ny, self.nx), dtype=self.raw_dtype)
-        for k, i in enumerate(range(start, stop)):
+        for k in range(len(out)):
+            i = start + k
             _read_exact(self.files[i], self.offsets[i], memoryview(raw).cast("B"))
             _scale_into(out[k], raw, self.gains[i], self.biases[i], self.flip_y)
-        return out
 
 
 def _scale_into(

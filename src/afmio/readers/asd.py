@@ -1,6 +1,6 @@
 """Reader for Ando-lab / RIBM high-speed AFM ``.asd`` files (versions 0, 1 and 2).
 
-Layout (see ``shared/formats.md`` section 1): a little-endian file header, then every frame
+Layout (see ``docs/formats/asd.md#versions``): a little-endian file header, then every frame
 of channel 1, then every frame of channel 2 (channel-major). Each frame is a fixed-size
 frame header followed by ``y_pixels * x_pixels`` int16 levels, row-major. A level ``L``
 becomes a physical value through one affine map per channel, ``a * L + b``.
@@ -126,8 +126,20 @@ def _struct(fields: list[tuple[str | None, str]]) -> tuple[struct.Struct, list[s
     )
 
 
+def _only(fields: list[tuple[str | None, str]], names: set[str]) -> list[tuple[str | None, str]]:
+    """``fields`` up to the last of ``names``, the others as padding of their size."""
+    out = [(n, c) if n in names else (None, f"{struct.calcsize('<' + c)}x") for n, c in fields]
+    while out[-1][0] is None:
+        out.pop()
+    return out
+
+
 _V1, _V1_NAMES = _struct(_V1_FIELDS)
 _V0, _V0_NAMES = _struct(_V0_FIELDS)
+#: The fields :func:`sniff` checks, read alone.
+_SNIFFED = {"x_pixels", "y_pixels", "frame_header_size", "data_kind_ch1", "file_header_size"}
+_V1_SNIFF, _V1_SNIFF_NAMES = _struct(_only(_V1_FIELDS, _SNIFFED))
+_V0_SNIFF, _V0_SNIFF_NAMES = _struct(_only(_V0_FIELDS, _SNIFFED))
 _V0B, _V0B_NAMES = _struct(_V0_AFTER_NAME)
 _V2_TRAILER = struct.Struct("<i")
 assert (_V1.size, _V0.size, _V0B.size) == (165, 105, 12)
@@ -163,15 +175,16 @@ def sniff(path: Path, head: bytes) -> bool:
     """True if ``head`` starts like an ASD file: a known version and a plausible header.
 
     ASD has no magic number, so the version alone would match any file starting with
-    0, 1 or 2; the frame geometry fields must be sane as well.
+    0, 1 or 2; the frame geometry fields must be sane as well. Only those fields are
+    unpacked: :func:`read` parses the whole header.
     """
     if len(head) < 4:
         return False
     (version,) = struct.unpack_from("<i", head)
     if version in (1, 2) and len(head) >= _V1.size:
-        h = dict(zip(_V1_NAMES, _V1.unpack_from(head), strict=True))
+        h = dict(zip(_V1_SNIFF_NAMES, _V1_SNIFF.unpack_from(head), strict=True))
     elif version == 0 and len(head) >= _V0.size:
-        h = dict(zip(_V0_NAMES, _V0.unpack_from(head), strict=True))
+        h = dict(zip(_V0_SNIFF_NAMES, _V0_SNIFF.unpack_from(head), strict=True))
     else:
         return False
     return (
@@ -236,8 +249,9 @@ def _parse_header(path: Path, size: int) -> tuple[dict[str, Any], int]:
         h["comment"] = hb.text(165 + n, m, enc, "comment")
         data_start = h["file_header_size"]
         if version == 2 and 165 + n + m + 4 <= data_start:
-            # Only the first field of the v2 trailer is agreed on by all sources
-            # (formats.md 1.4); the frame data start comes from file_header_size anyway.
+            # Only the first field of the v2 trailer is agreed on by all sources (see
+            # docs/formats/asd.md#version-2-file-header); the frame data start comes
+            # from file_header_size anyway.
             h.update(hb.unpack(_V2_TRAILER, ["number_of_frames"], 165 + n + m, "v2 trailer"))
         if data_start < 165:
             raise CorruptFileError(
@@ -307,7 +321,8 @@ def _count_frames(
 
     Channels are stored one after the other, each block ``block`` frames long. A header
     count is trusted when the file size matches it exactly; otherwise the file was cut
-    short or has extra bytes, and only whole frames are read (formats.md 1.10).
+    short or has extra bytes, and only whole frames are read
+    (docs/formats/asd.md#frame-counts-and-file-size).
     """
     counts = [h.get(k) for k in ("frames_current", "frames_recorded", "number_of_frames")]
     for c in counts:

@@ -25,8 +25,10 @@ import h5py
 import numpy as np
 
 from .. import layouts, model
-from ..errors import AfmIOError, AfmOSError, CorruptFileError
-from ._hdf5 import HDF5_SIGNATURE, read_hdf5
+from ..errors import CorruptFileError
+from ..lazy import PathFrames
+from . import _bundle
+from ._hdf5 import HDF5_SIGNATURE, read_hdf5, root
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo("h5-bundle", "HDF5 bundle (afmio and playNano)", (".h5", ".hdf5"))
@@ -36,7 +38,7 @@ _KEYS = ("data", "timestamps", "frame_metadata_json", "provenance_json")
 
 
 @dataclass(frozen=True)
-class H5DatasetFrames:
+class H5DatasetFrames(PathFrames):
     """Frames ``[start, stop)`` of an ``(n, H, W)`` HDF5 dataset, read with h5py.
 
     Parameters
@@ -56,39 +58,22 @@ class H5DatasetFrames:
     nx: int
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        return (self.n_frames, self.ny, self.nx)
+    def what(self) -> str:
+        return f"/{self.dataset}"
 
-    def read(self, start: int, stop: int, dtype: np.dtype) -> np.ndarray:
-        out = np.empty((max(0, stop - start), self.ny, self.nx), dtype=dtype)
-        if len(out) == 0:
-            return out
-        try:
-            with h5py.File(self.path, "r") as f:
-                ds = f[self.dataset]
-                if ds.shape != self.shape:
-                    raise CorruptFileError(
-                        self.path,
-                        f"/{self.dataset} now has shape {ds.shape}, not the {self.shape} it "
-                        f"had when opened; was the file changed after it was opened?",
-                    )
-                if ds.dtype == out.dtype:
-                    ds.read_direct(out, np.s_[start:stop])  # decoded straight into out
-                else:
-                    out[...] = ds[start:stop]
-        except AfmIOError:
-            raise
-        except (FileNotFoundError, PermissionError) as exc:
-            raise AfmOSError(
-                self.path, f"cannot reopen the file to read frames ({exc.strerror or exc})"
-            ) from exc
-        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
-            raise CorruptFileError(
-                self.path,
-                f"cannot read frames {start}..{stop - 1} of /{self.dataset} ({exc}); "
-                f"is the file damaged, or was it changed after it was opened?",
-            ) from exc
-        return out
+    def fill(self, out: np.ndarray, start: int) -> None:
+        with h5py.File(self.path, "r") as f:
+            ds = f[self.dataset]
+            if ds.shape != self.shape:
+                raise CorruptFileError(
+                    self.path,
+                    f"/{self.dataset} now has shape {ds.shape}, not the {self.shape} it "
+                    f"had when opened; was the file changed after it was opened?",
+                )
+            if ds.dtype == out.dtype:
+                ds.read_direct(out, np.s_[start : start + len(out)])  # decoded straight into out
+            else:
+                out[...] = ds[start : start + len(out)]
 
 
 def sniff(path: Path, head: bytes) -> bool:
@@ -98,13 +83,12 @@ def sniff(path: Path, head: bytes) -> bool:
     or ``.hdf5``."""
     if not head.startswith(HDF5_SIGNATURE):
         return False
-    try:
-        with h5py.File(path, "r") as f:
-            has = {k for k in _KEYS if f.get(k, getclass=True) is h5py.Dataset}
-    except Exception as exc:  # whatever h5py makes of a damaged file, sniffing must not raise
+    found = root(path)
+    if found.error is not None:
         # A cut HDF5 file cannot be opened at all; claim one named like a bundle so that
         # read() reports it as truncated, rather than as an HDF5 file afmio does not read.
-        return "truncated file" in str(exc) and Path(path).suffix.lower() in FORMAT.extensions
+        return "truncated file" in found.error and Path(path).suffix.lower() in FORMAT.extensions
+    has = found.datasets & set(_KEYS)
     if "data" in has:
         return bool(has & {"timestamps", "frame_metadata_json"})
     return {"frame_metadata_json", "provenance_json"} <= has
@@ -159,7 +143,7 @@ def _root_attr(path: Path, f: h5py.File, name: str) -> Any:
 
 def _read_open(path: Path, size: int, f: h5py.File) -> Recording:
     data = _frames(path, f, "data", None)
-    n, ny, nx = data.shape
+    n = data.shape[0]
     meta = _json(path, f, "frame_metadata_json", list)
     provenance = _json(path, f, "provenance_json", dict)
     if len(meta) != n:
@@ -168,7 +152,7 @@ def _read_open(path: Path, size: int, f: h5py.File) -> Recording:
         )
     if not all(isinstance(m, dict) for m in meta):
         raise CorruptFileError(path, "/frame_metadata_json is not a list of JSON objects")
-    time_s, frame_coords = layouts.frame_coords_from_metadata(meta)
+    time_s, coords = layouts.frame_coords_from_metadata(meta)
     if "timestamps" in f:
         stamps = np.asarray(f["timestamps"][()], dtype=np.float64)
         if stamps.shape != (n,):
@@ -183,24 +167,8 @@ def _read_open(path: Path, size: int, f: h5py.File) -> Recording:
         raise CorruptFileError(
             path, f"root attribute pixel_size_nm is not a number: {exc}"
         ) from exc
-    attrs, x_nm, y_nm = layouts.attrs_from_bundle(provenance, channel, pixel)
-    for axis, coord, count in (("x", x_nm, nx), ("y", y_nm, ny)):
-        if coord is not None and coord.shape != (count,):
-            raise CorruptFileError(
-                path, f"the provenance's {axis} coords have {coord.size} values for {count} pixels"
-            )
-
-    channels = [
-        ChannelInfo(
-            name=channel,
-            native=channel,
-            units=str(attrs.get("units", "nm")),
-            long_name=str(attrs.get("long_name", channel)),
-            frames=data,
-            role="data",
-            dtype="float32",
-        )
-    ]
+    saved = _bundle.restore(path, provenance, channel, pixel, data.shape)
+    channels = [saved.data(channel, data)]
     for group, prefix, role, dtype in (
         ("processed", model.LAYER_PREFIX, "layer", "float32"),
         ("masks", model.MASK_PREFIX, "mask", "bool"),
@@ -212,24 +180,8 @@ def _read_open(path: Path, size: int, f: h5py.File) -> Recording:
             channels.append(
                 ChannelInfo(prefix + name, f"{group}/{name}", "", name, source, (), role, dtype)
             )
-
-    acquisition = provenance.get("acquisition")
-    return Recording(
-        path=str(path),
-        format=FORMAT.name,
-        format_version="playNano 0.5.0 layout",
-        size_bytes=size,
-        channels=tuple(channels),
-        pixel_size_x_nm=float(attrs.get("pixel_size_nm", pixel)),
-        pixel_size_y_nm=float(attrs.get("pixel_size_y_nm", pixel)),
-        time_s=time_s,
-        frame_coords=frame_coords,
-        acquisition=acquisition if isinstance(acquisition, dict) else {},
-        default_channel=channel,
-        attrs=attrs,
-        x_nm=x_nm,
-        y_nm=y_nm,
-    )
+    version = "playNano 0.5.0 layout"
+    return _bundle.recording(path, FORMAT.name, version, size, saved, channels, time_s, coords)
 
 
 READER = Reader(FORMAT, sniff, read, container="hdf5", priority=10)

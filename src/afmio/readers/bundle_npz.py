@@ -39,8 +39,10 @@ import numpy as np
 from numpy.lib import format as npy
 
 from .. import layouts, model
-from ..errors import AfmIOError, AfmIOWarning, AfmOSError, CorruptFileError
-from ..lazy import FrameSource, StridedFrames
+from ..errors import AfmIOError, AfmIOWarning, CorruptFileError
+from ..lazy import FrameSource, PathFrames, StridedFrames
+from . import _bundle
+from ._errors import library_errors
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo("npz-bundle", "NumPy NPZ bundle (afmio and playNano)", (".npz",))
@@ -53,7 +55,7 @@ _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, struct.erro
 
 
 @dataclass(frozen=True)
-class ZipEntryFrames:
+class ZipEntryFrames(PathFrames):
     """Frames of a compressed ``.npy`` entry, decompressed on each read.
 
     Each read opens the zip by path and decompresses the entry from its start to the
@@ -81,39 +83,26 @@ class ZipEntryFrames:
     nx: int
     raw_dtype: str
 
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return (self.n_frames, self.ny, self.nx)
+    errors = (*_ZIP_ERRORS, OSError)
 
-    def read(self, start: int, stop: int, dtype: np.dtype) -> np.ndarray:
-        out = np.empty((max(0, stop - start), self.ny, self.nx), dtype=dtype)
-        if len(out) == 0:
-            return out
+    @property
+    def what(self) -> str:
+        return self.entry
+
+    def fill(self, out: np.ndarray, start: int) -> None:
         raw = np.dtype(self.raw_dtype)
         frame = self.ny * self.nx * raw.itemsize
-        try:
-            with zipfile.ZipFile(self.path) as zf, zf.open(self.entry) as f:
-                f.seek(self.offset + start * frame)
-                for k in range(len(out)):
-                    data = f.read(frame)
-                    if len(data) != frame:
-                        raise CorruptFileError(
-                            self.path,
-                            f"{self.entry} ends within frame {start + k}; "
-                            f"was the file changed after it was opened?",
-                        )
-                    out[k] = np.frombuffer(data, dtype=raw).reshape(self.ny, self.nx)
-        except AfmIOError:
-            raise
-        except FileNotFoundError as exc:
-            raise AfmOSError(self.path, f"file disappeared after it was opened ({exc})") from exc
-        except (*_ZIP_ERRORS, OSError) as exc:
-            raise CorruptFileError(
-                self.path,
-                f"cannot decompress frames {start}..{stop - 1} of {self.entry} ({exc}); "
-                f"is the file damaged, or was it changed after it was opened?",
-            ) from exc
-        return out
+        with zipfile.ZipFile(self.path) as zf, zf.open(self.entry) as f:
+            f.seek(self.offset + start * frame)
+            for k in range(len(out)):
+                data = f.read(frame)
+                if len(data) != frame:
+                    raise CorruptFileError(
+                        self.path,
+                        f"{self.entry} ends within frame {start + k}; "
+                        f"was the file changed after it was opened?",
+                    )
+                out[k] = np.frombuffer(data, dtype=raw).reshape(self.ny, self.nx)
 
 
 def sniff(path: Path, head: bytes) -> bool:
@@ -136,18 +125,15 @@ def sniff(path: Path, head: bytes) -> bool:
 def read(path: str | os.PathLike[str]) -> Recording:
     """Parse an NPZ bundle's metadata and locate its frame arrays; frames are not read."""
     path = Path(path)
-    try:
+    with library_errors(
+        path,
+        (*_ZIP_ERRORS, OSError),
+        lambda exc: f"is not a readable NPZ (zip) file; is it truncated or damaged? ({exc})",
+        "cannot be opened",
+    ):
         size = path.stat().st_size
         with zipfile.ZipFile(path) as zf:
             return _read_open(path, size, zf)
-    except AfmIOError:
-        raise
-    except (FileNotFoundError, PermissionError) as exc:
-        raise AfmOSError(path, f"cannot be opened: {exc.strerror or exc}") from exc
-    except (*_ZIP_ERRORS, OSError) as exc:
-        raise CorruptFileError(
-            path, f"is not a readable NPZ (zip) file; is it truncated or damaged? ({exc})"
-        ) from exc
 
 
 # --- entries ---------------------------------------------------------------------------
@@ -502,17 +488,8 @@ def _read_open(path: Path, size: int, zf: zipfile.ZipFile) -> Recording:
                 path, f"timestamps has {stamps.size} entries but data has {n} frames"
             )
 
-    attrs, x_nm, y_nm = layouts.attrs_from_bundle(provenance, channel, pixel_size)
-    channels = [
-        ChannelInfo(
-            name=channel,
-            native=channel,
-            units=str(attrs.get("units", "nm")),
-            long_name=str(attrs.get("long_name", channel)),
-            frames=data,
-            dtype="float32",
-        )
-    ]
+    saved = _bundle.restore(path, provenance, channel, pixel_size, data.shape)
+    channels = [saved.data(channel, data)]
     warnings: list[AfmIOWarning] = []
     for key, info in entries.items():
         if not key.startswith((model.LAYER_PREFIX, model.MASK_PREFIX)):
@@ -533,7 +510,7 @@ def _read_open(path: Path, size: int, zf: zipfile.ZipFile) -> Recording:
             ChannelInfo(
                 name=key,
                 native=key,
-                units=str(attrs.get("units", "nm")) if role == "layer" else "",
+                units=str(saved.attrs.get("units", "nm")) if role == "layer" else "",
                 long_name=key,
                 frames=frames,
                 role=role,
@@ -545,24 +522,8 @@ def _read_open(path: Path, size: int, zf: zipfile.ZipFile) -> Recording:
         for k, i in entries.items()
     }
     time_s, frame_coords = layouts.frame_coords_from_metadata(meta)
-    acquisition = provenance.get("acquisition")
-    return Recording(
-        path=str(path),
-        format=FORMAT.name,
-        format_version="",
-        size_bytes=size,
-        channels=tuple(channels),
-        pixel_size_x_nm=float(attrs.get("pixel_size_nm", pixel_size)),
-        pixel_size_y_nm=float(attrs.get("pixel_size_y_nm", pixel_size)),
-        time_s=time_s,
-        frame_coords=frame_coords,
-        acquisition=acquisition if isinstance(acquisition, dict) else {},
-        reader_notes=notes,
-        warnings=warnings,
-        default_channel=channel,
-        attrs=attrs,
-        x_nm=x_nm,
-        y_nm=y_nm,
+    return _bundle.recording(
+        path, FORMAT.name, "", size, saved, channels, time_s, frame_coords, notes, warnings
     )
 
 

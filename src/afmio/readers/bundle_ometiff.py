@@ -48,10 +48,13 @@ import numpy as np
 import tifffile
 
 from .. import layouts
-from ..errors import AfmIOError, AfmIOWarning, AfmOSError, CorruptFileError, UnsupportedFormatError
+from ..errors import AfmIOWarning, CorruptFileError, UnsupportedFormatError
 from ..layouts import OME_FRAME_METADATA_KEY as FRAME_METADATA_KEY
 from ..layouts import OME_PROVENANCE_TAG as PROVENANCE_TAG
-from ..lazy import FileFrames, FrameSource, StridedFrames
+from ..lazy import FileFrames, FrameSource, PathFrames, StridedFrames
+from . import _bundle
+from ._errors import library_errors
+from ._tiff import BIG, CLASSIC, open_tiff
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo(
@@ -60,8 +63,6 @@ FORMAT = FormatInfo(
     (".ome.tif", ".ome.tiff", ".tif", ".tiff"),
 )
 
-#: Classic and BigTIFF signatures, little- and big-endian.
-_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 #: The channel name playNano's loader gives a TIFF that names none.
 DEFAULT_CHANNEL = "height_trace"
 
@@ -84,7 +85,7 @@ _TIME_S = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "μs": 1e-6, "ns": 1e-9, "min": 60
 
 
 @dataclass(frozen=True)
-class TiffPageFrames:
+class TiffPageFrames(PathFrames):
     """Frames as the pages of a TIFF's first image series, decoded by tifffile.
 
     For pages afmio cannot read in place (compressed, tiled, bit-packed): each read opens
@@ -103,29 +104,16 @@ class TiffPageFrames:
     ny: int
     nx: int
 
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return (self.n_frames, self.ny, self.nx)
+    errors = (OSError, ValueError, IndexError, KeyError, struct.error)
 
-    def read(self, start: int, stop: int, dtype: np.dtype) -> np.ndarray:
-        out = np.empty((max(0, stop - start), self.ny, self.nx), dtype=dtype)
-        if len(out) == 0:
-            return out
-        try:
-            with tifffile.TiffFile(self.path) as tif:
-                pages = tif.asarray(key=range(start, stop), series=0)
-            out[...] = pages.reshape(out.shape)
-        except (FileNotFoundError, PermissionError) as exc:
-            raise AfmOSError(
-                self.path, f"cannot reopen the file to read frames ({exc.strerror or exc})"
-            ) from exc
-        except (OSError, ValueError, IndexError, KeyError, struct.error) as exc:
-            raise CorruptFileError(
-                self.path,
-                f"cannot decode TIFF pages {start}..{stop - 1} ({exc}); is the file "
-                f"damaged, or was it changed after it was opened?",
-            ) from exc
-        return out
+    @property
+    def what(self) -> str:
+        return "TIFF image series 0"
+
+    def fill(self, out: np.ndarray, start: int) -> None:
+        with tifffile.TiffFile(self.path) as tif:
+            pages = tif.asarray(key=range(start, start + len(out)), series=0)
+        out[...] = pages.reshape(out.shape)
 
 
 def sniff(path: Path, head: bytes) -> bool:
@@ -133,74 +121,49 @@ def sniff(path: Path, head: bytes) -> bool:
 
     Any TIFF matches: JPK's TIFFs are claimed first by the JPK reader, of higher priority.
     """
-    return head[:4] in _MAGICS
+    return head[:4] in CLASSIC + BIG
 
 
 def read(path: Path) -> Recording:
     """Parse the image directories and metadata of a TIFF; frames stay on disk."""
     kind = "TIFF"
-    try:
+    with library_errors(
+        path,
+        (OSError, ValueError, IndexError, KeyError, struct.error),  # TiffFileError: ValueError
+        lambda exc: f"is a {kind} file but cannot be parsed ({exc}); is it truncated or damaged?",
+    ):
         size = os.stat(path).st_size
         with open(path, "rb") as f:
-            kind = "BigTIFF" if f.read(4) in _MAGICS[2:] else "TIFF"
+            kind = "BigTIFF" if f.read(4) in BIG else "TIFF"
         with tifffile.TiffFile(path) as tif:
             return _read_open(path, size, tif)
-    except AfmIOError:
-        raise
-    except (FileNotFoundError, PermissionError) as exc:
-        raise AfmOSError(path, f"cannot be read: {exc.strerror or exc}") from exc
-    except (OSError, ValueError, IndexError, KeyError, struct.error) as exc:
-        # tifffile.TiffFileError is a ValueError.
-        raise CorruptFileError(
-            path, f"is a {kind} file but cannot be parsed ({exc}); is it truncated or damaged?"
-        ) from exc
 
 
 # --- metadata ------------------------------------------------------------------------
 
 
-def _ifd(tif: tifffile.TiffFile, offset: int) -> tuple[list[tuple[int, int, int, bytes]], int]:
-    """The ``(code, type, count, value)`` entries of the image directory at ``offset``
-    and its pointer to the next one (0 at the last), or ``([], -1)`` if cut short."""
-    fmt, fh = tif.tiff, tif.filehandle
-    fh.seek(offset)
-    head = fh.read(fmt.tagnosize)
-    if len(head) < fmt.tagnosize:
-        return [], -1
-    (n,) = struct.unpack(fmt.tagnoformat, head)
-    block = fh.read(n * fmt.tagsize + fmt.offsetsize)
-    if len(block) < n * fmt.tagsize + fmt.offsetsize:
-        return [], -1
-    entries = [struct.unpack_from(fmt.tagheaderformat, block, i * fmt.tagsize) for i in range(n)]
-    return entries, struct.unpack_from(fmt.offsetformat, block, n * fmt.tagsize)[0]
-
-
-def _check_directories(path: Path, tif: tifffile.TiffFile, size: int) -> None:
+def _check_directories(path: Path, tif: tifffile.TiffFile) -> None:
     """Fail clearly where tifffile would drop what a truncated file lacks without error:
     a tag of the first page whose value lies past the end (the OME-XML, which tifffile
     writes last), or pages whose directories are gone."""
-    fmt = tif.tiff
-    entries, _ = _ifd(tif, tif.pages.first.offset)
-    for code, kind, count, value in entries:
-        nbytes = count * struct.calcsize(tifffile.TIFF.DATA_FORMATS.get(kind, "0B"))
-        if nbytes <= fmt.tagoffsetthreshold:
-            continue
-        end = struct.unpack(fmt.offsetformat, value[: fmt.offsetsize])[0] + nbytes
-        if end > size:
-            name = tifffile.TIFF.TAGS.get(code, "private")
+    with open_tiff(path) as t:
+        t.first_ifd()
+        for code, end in t.ifd(tif.pages.first.offset, 0).value_ends():
+            if end > t.size:
+                name = tifffile.TIFF.TAGS.get(code, "private")
+                raise CorruptFileError(
+                    path,
+                    f"tag {code} ({name}) of the first image directory runs to byte {end} but "
+                    f"the file ends at byte {t.size}; is it truncated?",
+                )
+        last = len(tif.pages)
+        following = t.ifd(tif.pages[last - 1].offset, last - 1).next
+        if following:
             raise CorruptFileError(
                 path,
-                f"tag {code} ({name}) of the first image directory runs to byte {end} but "
-                f"the file ends at byte {size}; is it truncated?",
+                f"its chain of image directories breaks after {last}: the last points to "
+                f"byte {following} but the file has {t.size} bytes; is it truncated?",
             )
-    last = len(tif.pages)
-    _, following = _ifd(tif, tif.pages[last - 1].offset)
-    if following:
-        raise CorruptFileError(
-            path,
-            f"its chain of image directories breaks after {last}: the last points to "
-            f"byte {following} but the file has {size} bytes; is it truncated?",
-        )
 
 
 def _provenance(path: Path, page: Any) -> dict[str, Any] | None:
@@ -416,7 +379,7 @@ def _read_open(path: Path, size: int, tif: tifffile.TiffFile) -> Recording:
         raise CorruptFileError(
             path, f"is a {kind} file without a readable image directory (no image in it)"
         )
-    _check_directories(path, tif, size)
+    _check_directories(path, tif)
     first = tif.pages.first
     provenance = _provenance(path, first)
     pages, ny, nx = _frame_pages(path, tif)
@@ -444,15 +407,8 @@ def _read_open(path: Path, size: int, tif: tifffile.TiffFile) -> Recording:
     channel = (ome and ome.channel) or DEFAULT_CHANNEL
     times = ome.times_s if ome and ome.times_s is not None else np.full(n, math.nan)
     px_x, px_y = (ome.pixel_x_nm, ome.pixel_y_nm) if ome else (math.nan, math.nan)
-    common: dict[str, Any] = {
-        "path": str(path),
-        "format": FORMAT.name,
-        "format_version": ("BigTIFF" if tif.is_bigtiff else "TIFF")
-        + (f", OME {ome.schema}" if ome else ""),
-        "size_bytes": size,
-        "reader_notes": {"frames": how},
-        "warnings": warnings,
-    }
+    version = ("BigTIFF" if tif.is_bigtiff else "TIFF") + (f", OME {ome.schema}" if ome else "")
+    notes = {"frames": how}
 
     if provenance is None:  # no bundle: attrs are built from the Recording
         info = ChannelInfo(channel, channel, "", channel, source)
@@ -462,36 +418,30 @@ def _read_open(path: Path, size: int, tif: tifffile.TiffFile) -> Recording:
             "tiff_software": first.software or None,
         }
         return Recording(
+            path=str(path),
+            format=FORMAT.name,
+            format_version=version,
+            size_bytes=size,
             channels=(info,),
             pixel_size_x_nm=px_x,
             pixel_size_y_nm=px_y,
             time_s=times,
             frame_coords={},
             acquisition=acquisition,
-            **common,
+            reader_notes=notes,
+            warnings=warnings,
         )
 
     if meta is None:  # written by playNano: what the OME-XML gives
         meta = [{"timestamp": float(t), "frame_pixel_size_nm": px_x} for t in times]
-    attrs, x_nm, y_nm = layouts.attrs_from_bundle(provenance, channel, px_x)
-    channel = str(attrs.get("channel") or channel)
+    saved = _bundle.restore(path, provenance, channel, px_x, (n, ny, nx), px_y)
+    channel = str(saved.attrs.get("channel") or channel)
     time_s, coords = layouts.frame_coords_from_metadata(meta)
-    units, long_name = str(attrs.get("units", "nm")), str(attrs.get("long_name", channel))
     # A bundle's float32 values are read bit for bit, whatever type the caller asks.
     dtype = "float32" if tif.series[0].keyframe.dtype == np.float32 else None
-    acquisition = provenance.get("acquisition")
-    return Recording(
-        channels=(ChannelInfo(channel, channel, units, long_name, source, dtype=dtype),),
-        pixel_size_x_nm=float(attrs.get("pixel_size_nm", px_x)),
-        pixel_size_y_nm=float(attrs.get("pixel_size_y_nm", px_y)),
-        time_s=time_s,
-        frame_coords=coords,
-        acquisition=acquisition if isinstance(acquisition, dict) else {},
-        default_channel=channel,
-        attrs=attrs,
-        x_nm=x_nm,
-        y_nm=y_nm,
-        **common,
+    channels = [saved.data(channel, source, dtype=dtype)]
+    return _bundle.recording(
+        path, FORMAT.name, version, size, saved, channels, time_s, coords, notes, warnings
     )
 
 

@@ -33,11 +33,13 @@ from zarr.errors import NodeNotFoundError
 from zarr.storage import LocalStore
 
 from ..errors import AfmIOWarning, AfmOSError, CorruptFileError, UnsupportedFormatError
-from ..layouts import AFMIO_KEY, attrs_from_bundle, frame_coords_from_metadata
+from ..layouts import AFMIO_KEY, frame_coords_from_metadata
 from ..layouts import ZARR_FLOAT_KEY as FLOAT_KEY
 from ..layouts import ZARR_STORE_FORMAT as STORE_FORMAT
 from ..layouts import ZARR_STORE_VERSION as STORE_VERSION
+from ..lazy import PathFrames
 from ..model import LAYER_PREFIX, MASK_PREFIX
+from . import _bundle
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo("zarr", "Zarr v3 store with OME-Zarr metadata (afmio)", (".zarr",))
@@ -57,7 +59,7 @@ _TO_S.update({"minute": 60.0, "hour": 3600.0})
 
 
 @dataclass(frozen=True)
-class ZarrFrames:
+class ZarrFrames(PathFrames):
     """Frames of one array of a Zarr store, read with zarr-python.
 
     Parameters
@@ -84,14 +86,14 @@ class ZarrFrames:
     nx: int
     every_chunk: bool = False
 
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return (self.n_frames, self.ny, self.nx)
+    errors = (Exception,)  # codecs raise RuntimeError, ValueError... on damaged chunks
 
-    def read(self, start: int, stop: int, dtype: np.dtype) -> np.ndarray:
-        out = np.empty((max(0, stop - start), self.ny, self.nx), dtype=dtype)
-        if len(out) == 0:
-            return out
+    @property
+    def what(self) -> str:
+        return f"array {self.array!r}"
+
+    def fill(self, out: np.ndarray, start: int) -> None:
+        stop = start + len(out)
         arr = _open_array(Path(self.path), self.array)
         expect = tuple(
             self.n_frames if a == "t" else {"y": self.ny, "x": self.nx}.get(a, 1) for a in self.axes
@@ -107,20 +109,8 @@ class ZarrFrames:
         key = tuple(
             slice(start, stop) if a == "t" else slice(None) if a in "yx" else 0 for a in self.axes
         )
-        try:
-            block = arr[key]
-        except (FileNotFoundError, PermissionError) as exc:
-            raise AfmOSError(
-                self.path, f"cannot read array {self.array!r}: {exc.strerror or exc}"
-            ) from exc
-        except Exception as exc:  # codecs raise RuntimeError, ValueError... on damaged chunks
-            raise CorruptFileError(
-                self.path,
-                f"cannot read frames {start}..{stop - 1} of array {self.array!r} ({exc}); "
-                f"is a chunk file truncated or damaged?",
-            ) from exc
+        block = arr[key]
         out[...] = block if "t" in self.axes else block[None]
-        return out
 
     def _check_chunks(self, arr: zarr.Array, start: int, stop: int) -> None:
         """Every chunk file holding frames ``start..stop-1`` exists (else zarr would
@@ -277,23 +267,8 @@ def _read_afmio(path: Path, meta: Any) -> Recording:
     except RuntimeError as exc:
         raise CorruptFileError(path, f"cannot read timestamps ({exc})") from exc
 
-    attrs, x_nm, y_nm = attrs_from_bundle(provenance, channel, pixel)
-    for axis, coord, size in (("x", x_nm, nx), ("y", y_nm, ny)):
-        if coord is not None and coord.shape != (size,):
-            raise CorruptFileError(
-                path, f"provenance holds {coord.size} {axis} coordinates for {size} pixels"
-            )
-    channels = [
-        ChannelInfo(
-            channel,
-            channel,
-            str(attrs.get("units", "")),
-            str(attrs.get("long_name", channel)),
-            data,
-            role="data",
-            dtype="float32",
-        )
-    ]
+    saved = _bundle.restore(path, provenance, channel, pixel, data.shape)
+    channels = [saved.data(channel, data, units="")]
     for role, prefix, group, dtype in (
         ("layer", LAYER_PREFIX, layers, "float32"),
         ("mask", MASK_PREFIX, masks, "bool"),
@@ -305,21 +280,10 @@ def _read_afmio(path: Path, meta: Any) -> Recording:
             channels.append(
                 ChannelInfo(prefix + name, node, "", name, frames, role=role, dtype=dtype)
             )
-    return Recording(
-        path=str(path),
-        format=FORMAT.name,
-        format_version=f"Zarr v3, afmio layout {version}",
-        size_bytes=_store_size(path),
-        channels=tuple(channels),
-        pixel_size_x_nm=float(attrs.get("pixel_size_nm", pixel)),
-        pixel_size_y_nm=float(attrs.get("pixel_size_y_nm", pixel)),
-        time_s=time_s,
-        frame_coords=frame_coords,
-        acquisition=provenance.get("acquisition") or {},
-        default_channel=channel,
-        attrs=attrs,
-        x_nm=x_nm,
-        y_nm=y_nm,
+    version_text = f"Zarr v3, afmio layout {version}"
+    size = _store_size(path)
+    return _bundle.recording(
+        path, FORMAT.name, version_text, size, saved, channels, time_s, frame_coords
     )
 
 

@@ -1,6 +1,6 @@
 """Reader for JPK NanoRacer high-speed videos in HDF5 (``.h5-jpk``).
 
-Layout (``shared/formats.md`` section 3): the root attribute ``file-format-info`` is
+Layout (``docs/formats/h5jpk.md#layout``): the root attribute ``file-format-info`` is
 ``"JPK SCAN"``; each ``Measurement_*`` group carries the scan grid and timing as attributes
 and a ``meta-data`` group with per-frame ``start-times``/``end-times`` (ms since the Unix
 epoch); each of its ``Channel_*`` groups holds one channel image as a ``(pixels, frames)``
@@ -46,8 +46,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..errors import AfmIOError, AfmIOWarning, AfmOSError, CorruptFileError, UnsupportedFormatError
-from ._hdf5 import HDF5_SIGNATURE, read_hdf5
+from ..errors import AfmIOWarning, CorruptFileError, UnsupportedFormatError
+from ..lazy import PathFrames
+from ._hdf5 import HDF5_SIGNATURE, Root, read_hdf5, root
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo("h5-jpk", "JPK NanoRacer HDF5 video", (".h5-jpk",))
@@ -62,7 +63,7 @@ _MAX_ARRAY_ITEMS = 64
 
 
 @dataclass(frozen=True)
-class H5ColumnFrames:
+class H5ColumnFrames(PathFrames):
     """Frames stored as the columns of a ``(pixels, frames)`` HDF5 dataset.
 
     Each read opens the file by path, decodes the frames, reverses their rows and applies
@@ -97,42 +98,28 @@ class H5ColumnFrames:
     bias: float = 0.0
     chunk_filters: tuple[str, ...] | None = None
 
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return (self.n_frames, self.ny, self.nx)
+    errors = (*PathFrames.errors, zlib.error)
 
-    def read(self, start: int, stop: int, dtype: np.dtype) -> np.ndarray:
-        out = np.empty((max(0, stop - start), self.ny, self.nx), dtype=dtype)
-        if len(out) == 0:
-            return out
-        try:
-            with h5py.File(self.path, "r") as f:
-                ds = f[self.dataset]
-                if ds.ndim != 2 or ds.shape[0] != self.ny * self.nx or ds.shape[1] < stop:
-                    raise CorruptFileError(
-                        self.path,
-                        f"{self.dataset} now has shape {ds.shape}, not the "
-                        f"({self.ny * self.nx}, {self.n_frames}) it had when opened; "
-                        f"was the file changed after it was opened?",
-                    )
-                if self.chunk_filters is None:
-                    self._scale_into(out, ds[:, start:stop].T)
-                else:
-                    for k in range(len(out)):
-                        self._scale_into(out[k : k + 1], self._chunk(ds, start + k)[None])
-        except AfmIOError:
-            raise
-        except (FileNotFoundError, PermissionError) as exc:
-            raise AfmOSError(
-                self.path, f"cannot reopen the file to read frames ({exc.strerror or exc})"
-            ) from exc
-        except (OSError, KeyError, ValueError, TypeError, RuntimeError, zlib.error) as exc:
-            raise CorruptFileError(
-                self.path,
-                f"cannot read frames {start}..{stop - 1} of {self.dataset} ({exc}); "
-                f"is the file damaged, or was it changed after it was opened?",
-            ) from exc
-        return out
+    @property
+    def what(self) -> str:
+        return self.dataset
+
+    def fill(self, out: np.ndarray, start: int) -> None:
+        stop = start + len(out)
+        with h5py.File(self.path, "r") as f:
+            ds = f[self.dataset]
+            if ds.ndim != 2 or ds.shape[0] != self.ny * self.nx or ds.shape[1] < stop:
+                raise CorruptFileError(
+                    self.path,
+                    f"{self.dataset} now has shape {ds.shape}, not the "
+                    f"({self.ny * self.nx}, {self.n_frames}) it had when opened; "
+                    f"was the file changed after it was opened?",
+                )
+            if self.chunk_filters is None:
+                self._scale_into(out, ds[:, start:stop].T)
+            else:
+                for k in range(len(out)):
+                    self._scale_into(out[k : k + 1], self._chunk(ds, start + k)[None])
 
     def _chunk(self, ds: h5py.Dataset, frame: int) -> np.ndarray:
         """Frame ``frame`` as stored (one column), decoded from its raw chunk."""
@@ -177,11 +164,8 @@ def sniff(path: Path, head: bytes) -> bool:
         return False
     if Path(path).suffix.lower() in FORMAT.extensions:
         return True
-    try:
-        with h5py.File(path, "r") as f:
-            return _is_jpk_scan(f)
-    except Exception:  # whatever h5py makes of a damaged file, sniffing must not raise
-        return False
+    found = root(path)
+    return found.error is None and _is_jpk_scan(found)
 
 
 def read(path: str | os.PathLike[str]) -> Recording:
@@ -263,24 +247,32 @@ def _flag(value: Any) -> bool:
     return text.lower() == "true" if text is not None else bool(_number(value))
 
 
-def _is_jpk_scan(f: h5py.File) -> bool:
+def _is_jpk_scan(found: Root) -> bool:
     """The root says "JPK SCAN", or (attribute absent) JPK's group structure is there."""
-    info = _text(_attr(f, "file-format-info"))
+    info = _text(_json_safe(found.attrs.get("file-format-info")))
     if info is not None:
         return info == "JPK SCAN"
-    return any(_channel_groups(f[m]) for m in _measurement_names(f))
+    return any(
+        any(_is_channel(k) for k in members)
+        for m, members in found.groups.items()
+        if _is_measurement(m)
+    )
+
+
+def _is_measurement(name: str) -> bool:
+    return name.startswith("Measurement_")
+
+
+def _is_channel(name: str) -> bool:
+    return name.startswith("Channel_")
 
 
 def _measurement_names(f: h5py.File) -> list[str]:
-    return sorted(
-        k for k in f if k.startswith("Measurement_") and f.get(k, getclass=True) is h5py.Group
-    )
+    return sorted(k for k in f if _is_measurement(k) and f.get(k, getclass=True) is h5py.Group)
 
 
 def _channel_groups(m: h5py.Group) -> list[str]:
-    return sorted(
-        k for k in m if k.startswith("Channel_") and m.get(k, getclass=True) is h5py.Group
-    )
+    return sorted(k for k in m if _is_channel(k) and m.get(k, getclass=True) is h5py.Group)
 
 
 # --- one measurement group -----------------------------------------------------------------
@@ -524,7 +516,7 @@ def _frame_times(path: Path, m: h5py.Group, meas: _Measurement, n: int) -> None:
 
 
 def _read_open(path: Path, size: int, f: h5py.File) -> Recording:
-    if not _is_jpk_scan(f):
+    if not _is_jpk_scan(Root.of(f)):
         info = _text(_attr(f, "file-format-info"))
         if info is not None:
             raise UnsupportedFormatError(

@@ -1,6 +1,6 @@
 """Reader for JPK Instruments TIFF images (``.jpk``) and folders of them as videos.
 
-Layout (``shared/formats.md`` section 2): a classic big-endian TIFF. IFD 0 holds a small
+Layout (``docs/formats/jpk.md#container``): a classic big-endian TIFF. IFD 0 holds a small
 thumbnail and the global JPK tags (dates, scan grid, scan rate, motion); every further IFD
 holds one channel as uncompressed int32 strips forming one contiguous block, with tags that
 name the channel (0x8050, retrace flag 0x8051) and list its calibration slots (0x8080 on).
@@ -40,13 +40,9 @@ import math
 import operator
 import os
 import re
-import struct
-from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -55,21 +51,21 @@ import numpy as np
 from ..errors import (
     AfmIOError,
     AfmIOWarning,
-    AfmOSError,
     CorruptFileError,
     TruncatedFileWarning,
     UnsupportedFormatError,
 )
 from ..lazy import FileFrames
+from ._errors import refuse_signatures
+from ._folder import MAX_LISTED, Frames, Majority, Problems, listing, read_frames, unlike
+from ._tiff import IFD_READ, Ifd, IfdLoopError, Tiff, open_tiff
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo("jpk", "JPK NanoWizard / NanoRacer TIFF images and folders of them", (".jpk",))
 
 _MAGIC = b"MM\x00*"
 _FIRST_READ = 16384  # TIFF header, IFD 0 and its values, in every sample
-_IFD_READ = 4096  # entries and values of a channel IFD
 _MAX_PAGES = 1024  # channel IFDs per file; more means a looping or corrupt chain
-_MAX_LISTED = 10  # file names quoted in one warning
 
 # Standard TIFF tags.
 _WIDTH, _LENGTH, _BITS, _COMPRESSION, _OFFSETS, _SPP, _COUNTS, _SAMPLE_FORMAT = (
@@ -97,15 +93,10 @@ _SLOT_FIELDS = {
     "multiplier": 0x14,
     "offset": 0x15,
 }
-# Any of these in IFD 0 besides the format version marks a JPK image (formats.md 6).
+# Any of these in IFD 0 besides the format version marks a JPK image
+# (docs/formats/jpk.md#global-tags-ifd-0).
 _JPK_MARKERS = frozenset({_GRID_U, _CHANNEL})
 
-# Numeric TIFF field types -> one big-endian value; ASCII (2) is decoded apart, other types
-# (UNDEFINED, rationals) are not used by the tags read here.
-_SINGLE = {
-    kind: struct.Struct(">" + code)
-    for kind, code in {1: "B", 3: "H", 4: "I", 6: "b", 8: "h", 9: "i", 11: "f", 12: "d"}.items()
-}
 # (bits per sample, sample format) -> (stored dtype, bytes per sample).
 _DTYPES = {
     (16, 1): (">u2", 2), (16, 2): (">i2", 2), (32, 1): (">u4", 4), (32, 2): (">i4", 4),
@@ -147,15 +138,11 @@ _DATE = re.compile(
 )
 _NUMERIC_ZONE = re.compile(r"(?:GMT|UTC)?([+-])(\d{1,2})(?::?(\d{2}))?")
 _ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)")
-_DIGITS = re.compile(r"(\d+)")
 
 
 def folder_member(path: Path) -> bool:
     """True for a ``.jpk`` file name (any case) that is not hidden (``._x.jpk`` on macOS)."""
-    return _member_name(path.name)
-
-
-def _member_name(name: str) -> bool:
+    name = path.name
     return name[-4:].lower() == ".jpk" and not name.startswith(".")
 
 
@@ -176,7 +163,7 @@ def sniff(path: Path, head: bytes) -> bool:
     codes = {int.from_bytes(block[i : i + 2], "big") for i in range(2, end, 12)}
     if _VERSION in codes and not codes.isdisjoint(_JPK_MARKERS):
         return True
-    truncated = len(block) < min(_IFD_READ, 2 + 12 * n) or len(block) < 2
+    truncated = len(block) < min(IFD_READ, 2 + 12 * n) or len(block) < 2
     return truncated and path.suffix.lower() == ".jpk"
 
 
@@ -184,104 +171,9 @@ def _peek(path: Path, offset: int) -> bytes:
     try:
         with open(path, "rb") as f:
             f.seek(offset)
-            return f.read(_IFD_READ)
+            return f.read(IFD_READ)
     except (OSError, OverflowError, ValueError):
         return b""
-
-
-# --------------------------------------------------------------------------------------
-# Bounded big-endian TIFF access
-
-
-@lru_cache(maxsize=64)
-def _entry_struct(n: int) -> struct.Struct:
-    """``n`` IFD entries (tag, type, count, value/offset) and the next-IFD offset."""
-    return struct.Struct(">" + "HHI4s" * n + "I")
-
-
-class _Tiff:
-    """Positioned reads of one open file, never past its end, kept in a few windows."""
-
-    def __init__(self, path: Path, fd: int, size: int) -> None:
-        self.path, self.fd, self.size = path, fd, size
-        self._windows: list[tuple[int, bytes]] = []
-
-    def fetch(self, offset: int, length: int, ahead: int = 0) -> bytes | None:
-        """``length`` bytes at ``offset``, or None if they run past the end of the file."""
-        end = offset + length
-        if end > self.size:
-            return None
-        for start, buf in self._windows:
-            if start <= offset and end <= start + len(buf):
-                return buf[offset - start : end - start]
-        # Read a little ahead: JPK stores each IFD's values right after its entries.
-        buf = os.pread(self.fd, min(self.size, offset + max(length, ahead)) - offset, offset)
-        if len(buf) < length:
-            raise CorruptFileError(self.path, "the file shrank while its header was being read")
-        self._windows.append((offset, buf))
-        return buf[:length]
-
-    def read(self, offset: int, length: int, what: str, ahead: int = 0) -> bytes:
-        data = self.fetch(offset, length, ahead)
-        if data is None:
-            raise self.truncated(offset + length, what)
-        return data
-
-    def truncated(self, end: int, what: str) -> CorruptFileError:
-        return CorruptFileError(
-            self.path,
-            f"truncated header: the {what} runs to byte {end} but the file has only "
-            f"{self.size} bytes",
-        )
-
-    def ifd(self, offset: int, index: int) -> tuple[_Ifd, int]:
-        """IFD ``index`` at ``offset``, and the offset of the next IFD (0 for none)."""
-        head = self.fetch(offset, 2, _IFD_READ)
-        n = 0 if head is None else int.from_bytes(head, "big")
-        body = None if head is None else self.fetch(offset + 2, 12 * n + 4)
-        if body is None:
-            raise self.truncated(offset + 2 + 12 * n + 4, f"IFD {index} (at byte {offset})")
-        fields = _entry_struct(n).unpack(body)
-        entries = dict(
-            zip(
-                fields[0:-1:4],
-                zip(fields[1:-1:4], fields[2:-1:4], fields[3:-1:4], strict=True),
-                strict=True,
-            )
-        )
-        return _Ifd(self, index, entries), fields[-1]
-
-
-class _Ifd:
-    """The entries of one IFD by tag (type, count, value or offset), decoded on request."""
-
-    __slots__ = ("entries", "index", "tiff")
-
-    def __init__(self, tiff: _Tiff, index: int, entries: dict[int, tuple[int, int, bytes]]):
-        self.tiff, self.index, self.entries = tiff, index, entries
-
-    def get(self, tag: int) -> Any:
-        """Decoded value of ``tag``: str, a number, a tuple of numbers, or None."""
-        entry = self.entries.get(tag)
-        if entry is None:
-            return None
-        kind, count, raw = entry
-        single = _SINGLE.get(kind)
-        if kind != 2 and (single is None or count == 0):
-            return None  # a type JPK does not use for the tags read here
-        size = count if kind == 2 else single.size * count
-        if size <= 4:
-            data = raw[:size]
-        else:
-            at = int.from_bytes(raw, "big")
-            data = self.tiff.fetch(at, size)
-            if data is None:
-                raise self.tiff.truncated(at + size, f"value of tag {tag:#x} in IFD {self.index}")
-        if kind == 2:
-            return data.split(b"\x00", 1)[0].decode("utf-8", "replace")
-        if count == 1:
-            return single.unpack(data)[0]
-        return struct.unpack(f">{count}{single.format[-1]}", data)
 
 
 def _text(value: Any) -> str | None:
@@ -354,38 +246,21 @@ class _Frame:
         return tuple((p.key, p.dtype) for p in self.pages.values())
 
 
-@contextmanager
-def _opened(path: Path) -> Iterator[_Tiff]:
-    """``path`` open for header reads; any low-level failure becomes an afmio error."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as exc:
-        raise AfmOSError(path, f"cannot be read: {exc.strerror or exc}") from exc
-    try:
-        yield _Tiff(path, fd, os.fstat(fd).st_size)
-    except AfmIOError:
-        raise
-    except (struct.error, ValueError, KeyError, IndexError, OverflowError) as exc:
-        raise CorruptFileError(path, f"malformed TIFF structure ({exc})") from exc
-    except OSError as exc:
-        raise AfmOSError(path, f"cannot be read: {exc.strerror or exc}") from exc
-    finally:
-        os.close(fd)
-
-
 def _scan(path: Path) -> _Frame:
     """Parse the headers of one ``.jpk`` file (a few positioned reads; no pixel data)."""
-    with _opened(path) as t:
+    with open_tiff(path) as t:
         return _parse(t)
 
 
+#: TIFF kin that are not JPK images, and why.
+_OTHER_TIFFS = (
+    (b"II*\x00", "is a little-endian TIFF file; JPK images are big-endian TIFF ('MM')"),
+    (b"MM\x00+", "is a BigTIFF file; JPK images are classic TIFF"),
+)
+
+
 def _not_tiff(path: Path, head: bytes) -> AfmIOError:
-    if head.startswith(b"II*\x00"):
-        return UnsupportedFormatError(
-            path, "is a little-endian TIFF file; JPK images are big-endian TIFF ('MM')"
-        )
-    if head.startswith(b"MM\x00+"):
-        return UnsupportedFormatError(path, "is a BigTIFF file; JPK images are classic TIFF")
+    refuse_signatures(path, head, _OTHER_TIFFS)
     return CorruptFileError(
         path,
         f"is not a JPK image: it starts with {head[:8]!r}, not with the big-endian TIFF "
@@ -393,7 +268,7 @@ def _not_tiff(path: Path, head: bytes) -> AfmIOError:
     )
 
 
-def _parse(t: _Tiff) -> _Frame:
+def _parse(t: Tiff) -> _Frame:
     """The global tags of IFD 0 and the channel pages of the IFDs after it."""
     path = t.path
     if t.size == 0:
@@ -403,13 +278,12 @@ def _parse(t: _Tiff) -> _Frame:
     head = t.read(0, 8, "TIFF header", ahead=_FIRST_READ)
     if not head.startswith(_MAGIC):
         raise _not_tiff(path, head)
-    first = int.from_bytes(head[4:8], "big")
-    g, following = t.ifd(first, 0)
+    g = t.ifd(t.first_ifd(_FIRST_READ), 0)
     if _VERSION not in g.entries and _JPK_MARKERS.isdisjoint(g.entries):
         raise UnsupportedFormatError(
             path, "is a big-endian TIFF file without JPK tags (0x8000...) in IFD 0"
         )
-    pages, problems = _pages(t, first, following)
+    pages, problems = _pages(t, g)
     get = g.get
     ny, nx = next(iter(pages.values())).ny, next(iter(pages.values())).nx
     start_ms, end_ms, zone_problem = _dates(get(_START), get(_END), get(_UNIQUE_ID))
@@ -431,33 +305,28 @@ def _parse(t: _Tiff) -> _Frame:
     )
 
 
-def _pages(
-    t: _Tiff, first: int, following: int
-) -> tuple[dict[str, _Page], list[tuple[type[AfmIOWarning], str]]]:
-    """The usable channel pages by key, following the IFD chain after IFD 0 (at ``first``).
+def _pages(t: Tiff, first: Ifd) -> tuple[dict[str, _Page], list[tuple[type[AfmIOWarning], str]]]:
+    """The usable channel pages by key, following the IFD chain after IFD 0 (``first``).
 
     A damaged page is skipped and a broken chain ends the list; both are recorded as
     problems. Raises CorruptFileError if no page is usable.
     """
     pages: dict[str, _Page] = {}
     problems: list[tuple[type[AfmIOWarning], str]] = []
-    seen = {first}
-    index = 1
-    while following:
-        if following in seen or index > _MAX_PAGES:
-            problems.append(
-                (AfmIOWarning, f"IFD chain loops after IFD {index - 1} (or passes "
-                 f"{_MAX_PAGES} IFDs); the rest is ignored")
-            )  # fmt: skip
-            break
-        seen.add(following)
+    chain = t.following(first, _MAX_PAGES)
+    while True:
         try:
-            ifd, following_next = t.ifd(following, index)
+            ifd = next(chain, None)
+        except IfdLoopError as exc:
+            problems.append((AfmIOWarning, f"{exc.problem}; the rest is ignored"))
+            break
         except CorruptFileError as exc:
             problems.append((TruncatedFileWarning, exc.problem))
             break  # the rest of the chain is lost
+        if ifd is None:
+            break
         try:
-            page = _page(t, ifd, following)
+            page = _page(t, ifd)
         except CorruptFileError as exc:
             problems.append((TruncatedFileWarning, exc.problem))
         except UnsupportedFormatError as exc:
@@ -466,17 +335,15 @@ def _pages(
             first_page = next(iter(pages.values()), page)
             if page.key in pages:
                 problems.append(
-                    (AfmIOWarning, f"IFD {index} repeats channel {page.key}; the first is used")
+                    (AfmIOWarning, f"IFD {ifd.index} repeats channel {page.key}; the first is used")
                 )
             elif (page.ny, page.nx) != (first_page.ny, first_page.nx):
                 problems.append(
-                    (AfmIOWarning, f"IFD {index} ({page.key}) is {page.ny}x{page.nx}, unlike "
+                    (AfmIOWarning, f"IFD {ifd.index} ({page.key}) is {page.ny}x{page.nx}, unlike "
                      f"the first channel's {first_page.ny}x{first_page.nx}; ignored")
                 )  # fmt: skip
             else:
                 pages[page.key] = page
-        following = following_next
-        index += 1
     if not pages:
         why = "; ".join(msg for _, msg in problems) or "it has no channel IFD after IFD 0"
         raise CorruptFileError(t.path, f"no readable channel image: {why}")
@@ -490,8 +357,8 @@ def _pixel_nm(length_m: float | None, pixels: float) -> float:
     return length_m / pixels * 1e9  # AFMReader's order of operations: identical floats
 
 
-def _page(t: _Tiff, ifd: _Ifd, at: int) -> _Page:
-    """Describe a channel IFD (at byte ``at``); unusable layouts raise
+def _page(t: Tiff, ifd: Ifd) -> _Page:
+    """Describe a channel IFD; unusable layouts raise
     UnsupportedFormatError, pixels past the end of the file CorruptFileError."""
     index, get = ifd.index, ifd.get
     where = f"IFD {index}"
@@ -543,7 +410,7 @@ def _page(t: _Tiff, ifd: _Ifd, at: int) -> _Page:
         native=f"{fancy} {direction}",
         long_name=f"{fancy}, {direction}",
         index=index,
-        ifd_offset=at,
+        ifd_offset=ifd.offset,
         ny=ny,
         nx=nx,
         dtype=dtype,
@@ -559,7 +426,8 @@ def _page(t: _Tiff, ifd: _Ifd, at: int) -> _Page:
 def _scaling(get: Callable[[int], Any]) -> tuple[float | None, float, str, str, str | None]:
     """(gain, bias, unit, default slot, problem) of a channel from its default slot.
 
-    Each slot's multiplier and offset already map raw integers to its unit (formats.md 2.3),
+    Each slot's multiplier and offset already map raw integers to its unit
+    (docs/formats/jpk.md#channel-tags-and-calibration-slots),
     so the default slot is used alone, never chained through its parents. A ``NullScaling``
     slot without a unit means raw levels on purpose; a slot that cannot be used is a problem.
     """
@@ -675,14 +543,14 @@ def _json_value(value: Any) -> Any:
 
 def _describe(frame: _Frame) -> dict[str, Any]:
     """Every JPK tag of one file as JSON-safe provenance (one more read of its headers)."""
-    with _opened(frame.path) as t:
-        g, _ = t.ifd(int.from_bytes(t.read(4, 4, "TIFF header", ahead=_FIRST_READ), "big"), 0)
+    with open_tiff(frame.path) as t:
+        g = t.ifd(t.first_ifd(_FIRST_READ), 0)
         tags: dict[str, Any] = {}
         for tag in sorted(g.entries):
             if 0x8000 <= tag < _CHANNEL and tag not in (_SETTINGS, _FEEDBACK_SETTINGS):
                 tags[_GLOBAL_NAMES.get(tag, f"tag_{tag:#06x}")] = _json_value(g.get(tag))
         channels = {
-            key: _describe_channel(t.ifd(page.ifd_offset, page.index)[0], page)
+            key: _describe_channel(t.ifd(page.ifd_offset, page.index), page)
             for key, page in frame.pages.items()
         }
         return {
@@ -694,7 +562,7 @@ def _describe(frame: _Frame) -> dict[str, Any]:
         }
 
 
-def _describe_channel(ifd: _Ifd, page: _Page) -> dict[str, Any]:
+def _describe_channel(ifd: Ifd, page: _Page) -> dict[str, Any]:
     slots = []
     for k in range(min(int(max(_number(ifd.get(_N_SLOTS)) or 0, 0)), _MAX_SLOTS)):
         base = _SLOT0 + k * _SLOT_STRIDE
@@ -714,96 +582,35 @@ def _describe_channel(ifd: _Ifd, page: _Page) -> dict[str, Any]:
 # Recording
 
 
-def _natural(path: Path) -> list:
-    """Sort key putting 'frame9' before 'frame10' (text and numbers alternate)."""
-    parts: list = _DIGITS.split(path.name.casefold())
-    parts[1::2] = map(int, parts[1::2])
-    return parts
-
-
-def _listing(items: list[str]) -> str:
-    shown = ", ".join(items[:_MAX_LISTED])
-    return shown + (f" and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else "")
-
-
 def read(path: str | os.PathLike[str]) -> Recording:
     """Parse the headers of a ``.jpk`` file or of a folder of them; no pixel data is read."""
     path = Path(path)
-    if path.is_dir():
-        try:
-            files = sorted(
-                (Path(e.path) for e in os.scandir(path) if _member_name(e.name) and e.is_file()),
-                key=_natural,
-            )
-        except OSError as exc:
-            raise AfmOSError(path, f"cannot list the folder: {exc.strerror or exc}") from exc
-        if not files:
-            raise UnsupportedFormatError(path, "is a folder without .jpk files")
-        frames, failed = [], {}
-        for file in files:
-            try:
-                frames.append(_scan(file))
-            except AfmIOError as exc:
-                failed[file.name] = exc.problem
-        if not frames:
-            name, problem = next(iter(failed.items()))
-            raise CorruptFileError(
-                path, f"none of its {len(files)} .jpk files can be read (first, {name}: {problem})"
-            )
-        return _recording(path, frames, failed, len(files))
-    return _recording(path, [_scan(path)], {}, 1)
+    found = read_frames(
+        path,
+        _scan,
+        member=folder_member,
+        what=".jpk",
+        stages=(unlike(lambda f: f.geometry, _geometry_text), Majority(_layout, _misfit)),
+        clocks=(lambda f: f.start_ms,),
+    )
+    return _recording(path, found)
 
 
-def _majority(items: list, key: Callable[[Any], Any]) -> Any:
-    """The most common ``key`` of ``items``; ties go to the one seen first."""
-    counts = Counter(key(i) for i in items)
-    return max(counts, key=counts.__getitem__)
+def _geometry_text(geometry: tuple[int, int, str]) -> str:
+    return f"{geometry[0]}x{geometry[1]} px of {geometry[2]} nm"
 
 
-def _select(
-    path: Path, frames: list[_Frame], failed: dict[str, str], listed: int
-) -> tuple[list[_Frame], tuple[tuple[str, str], ...], list[AfmIOWarning], dict[str, str]]:
-    """Keep the frames of the majority geometry that have the majority's channels.
+def _layout(frame: _Frame) -> tuple[tuple[str, str], ...]:
+    return frame.layout
 
-    Returns the kept frames, the channel layout (key, dtype), the warnings and the files
-    left out with the reason for each.
-    """
-    left_out = dict(failed)
-    geometry = _majority(frames, lambda f: f.geometry)
-    candidates = []
-    for f in frames:
-        if f.geometry == geometry:
-            candidates.append(f)
-        else:
-            left_out[f.path.name] = (
-                f"{f.geometry[0]}x{f.geometry[1]} px of {f.geometry[2]} nm, unlike the "
-                f"majority's {geometry[0]}x{geometry[1]} px of {geometry[2]} nm"
-            )
-    layout = _majority(candidates, lambda f: f.layout)
-    kept = []
-    for f in candidates:
-        missing = [k for k, dtype in layout if k not in f.pages or f.pages[k].dtype != dtype]
-        if missing:
-            why = "; ".join(msg for _, msg in f.problems)
-            left_out[f.path.name] = f"no usable {', '.join(missing)}" + (f" ({why})" if why else "")
-        else:
-            kept.append(f)
-    warnings: list[AfmIOWarning] = []
-    if left_out:
-        reasons = [f"{name} ({why})" for name, why in left_out.items()]
-        warnings.append(
-            AfmIOWarning(f"{path}: left out {len(left_out)} of {listed} files: {_listing(reasons)}")
-        )
-    # Problems of kept files, grouped so that 2,000 frames with one problem give one warning.
-    grouped: dict[tuple[type[AfmIOWarning], str], list[str]] = {}
-    for f in kept:
-        for cls, msg in f.problems:
-            grouped.setdefault((cls, msg), []).append(f.path.name)
-    for (cls, msg), names in grouped.items():
-        if names != [path.name]:  # a folder: say which of its files
-            msg += f" (in {len(names)} of {len(kept)} files: {_listing(names)})"
-        warnings.append(cls(f"{path}: {msg}"))
-    return kept, layout, warnings, left_out
+
+def _misfit(frame: _Frame, layout: tuple[tuple[str, str], ...]) -> str | None:
+    """Why ``frame`` lacks channels of the majority's ``layout`` (key, dtype), None if not."""
+    missing = [k for k, dtype in layout if k not in frame.pages or frame.pages[k].dtype != dtype]
+    if not missing:
+        return None
+    why = "; ".join(msg for _, msg in frame.problems)
+    return f"no usable {', '.join(missing)}" + (f" ({why})" if why else "")
 
 
 def _timing(
@@ -860,7 +667,7 @@ def _channel(
         warnings = (
             AfmIOWarning(
                 f"{path}: channel {key} cannot be scaled to physical units ({problem}; "
-                f"{_listing(names)}); values are raw levels"
+                f"{listing(names)}); values are raw levels"
             ),
         )
         gains, biases, unit = (None,) * len(kept), (0.0,) * len(kept), "levels"
@@ -886,11 +693,14 @@ def _channel(
     return ChannelInfo(key, pages[0].native, unit, long_name, source, warnings), note
 
 
-def _recording(path: Path, frames: list[_Frame], failed: dict[str, str], listed: int) -> Recording:
-    kept, layout, warnings, left_out = _select(path, frames, failed, listed)
-    dated = all(f.start_ms is not None for f in kept)
-    if dated:
-        kept.sort(key=lambda f: f.start_ms)  # stable: equal starts keep natural name order
+def _recording(path: Path, found: Frames[_Frame]) -> Recording:
+    kept, (_, layout), warnings = found.frames, found.winners, list(found.warnings)
+    # Problems of kept files, grouped so that 2,000 frames with one problem give one warning.
+    problems = Problems(path, found)
+    for f in kept:
+        for cls, msg in f.problems:
+            problems.add(msg, f.path, cls)
+    warnings += problems.warnings()
     first = kept[0]
     acquisition = _describe(first)
     ny, nx = first.pages[layout[0][0]].ny, first.pages[layout[0][0]].nx
@@ -911,20 +721,19 @@ def _recording(path: Path, frames: list[_Frame], failed: dict[str, str], listed:
         "files": len(kept),
         "first_file": first.path.name,
         "last_file": kept[-1].path.name,
-        "order": "start date" if dated else "natural file-name order",
+        "order": "natural file-name order" if found.clock is None else "start date",
         "time": time_rule,
         "interlaced": interlaced,
         "orientation": "rows reversed as AFMReader and Gwyddion do: row 0 is the last stored row",
         "scaling": scaling_notes,
     }
-    if left_out:
-        notes["left_out"] = dict(list(left_out.items())[:_MAX_LISTED])
-        notes["left_out_count"] = len(left_out)
-    return Recording(
-        path=str(path),
-        format="jpk",
+    if found.left_out:
+        notes["left_out"] = dict(list(found.left_out.items())[:MAX_LISTED])
+        notes["left_out_count"] = len(found.left_out)
+    return found.recording(
+        path,
+        FORMAT,
         format_version=first.version,
-        size_bytes=sum(f.size for f in kept),
         channels=tuple(channels),
         pixel_size_x_nm=first.px_x_nm,
         pixel_size_y_nm=first.px_y_nm,

@@ -1,10 +1,11 @@
 """Reader for Bruker / Veeco Nanoscope images (``.spm``, ``.000``, ``.001`` ...) and folders
 of them.
 
-Layout (``shared/formats.md`` section 4): a Latin-1 text header of ``\\Key: value`` lines
-grouped in ``\\*Section`` blocks, ``Data length`` bytes long (from the ``File list``), then
-one binary block per channel at the ``Data offset`` of its ``Ciao image list``: little-endian
-signed integers (2 or 4 bytes), ``Number of lines`` x ``Samps/line``, row-major.
+Layout (``docs/formats/nanoscope.md#file-structure``): a Latin-1 text header of
+``\\Key: value`` lines grouped in ``\\*Section`` blocks, ``Data length`` bytes long (from
+the ``File list``), then one binary block per channel at the ``Data offset`` of its ``Ciao
+image list``: little-endian signed integers (2 or 4 bytes), ``Number of lines`` x
+``Samps/line``, row-major.
 
 Conventions
 -----------
@@ -15,14 +16,14 @@ Conventions
   line stored in the file**. ``Frame direction`` (up/down) does not change the storage
   order; it is reported as ``scan_direction`` (``topDown``/``bottomUp``, as playNano).
 - Values: ``raw / 256**Bytes/pixel * hard value * soft scale`` from ``@2:Z scale``
-  (formats.md 4.4), never the hard scale in parentheses. Lengths are given in nm;
-  other channels keep their units (V, deg ...). A soft scale missing from the header
-  gives ``raw / 256**bpp * hard value`` in the hard unit, and a missing ``Z scale`` the raw
-  levels, each with a warning.
+  (docs/formats/nanoscope.md#raw-data-and-scaling), never the hard scale in parentheses.
+  Lengths are given in nm; other channels keep their units (V, deg ...). A soft scale
+  missing from the header gives ``raw / 256**bpp * hard value`` in the hard unit, and a
+  missing ``Z scale`` the raw levels, each with a warning.
 - Storage width: ``Data length / (lines * samples)`` when that is 2 or 4 (so version 9.2+
   int32 blocks are read as such), else 4 bytes from version 9.2 on and ``Bytes/pixel``
   before. Image-list geometry wins; the scan list's is used only when the block does
-  not fit the image list's (formats.md 4.5).
+  not fit the image list's (docs/formats/nanoscope.md#geometry-and-orientation).
 - Pixel size: x = X scan size / samples, y = Y scan size / lines (Gwyddion's rule; the
   header states the Y extent, so non-square pixels are kept).
 - Channels: canonical ``<native name>_<trace|retrace>`` in snake case (``Height Sensor``
@@ -57,7 +58,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import (
-    AfmIOError,
     AfmIOWarning,
     AfmOSError,
     CorruptFileError,
@@ -65,6 +65,8 @@ from ..errors import (
     UnsupportedFormatError,
 )
 from ..lazy import FileFrames
+from ._errors import refuse_signatures
+from ._folder import Frames, Problems, read_frames, unlike
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo(
@@ -80,6 +82,14 @@ MAX_PIXELS = 1 << 16  # per side
 _IMAGE_MAGICS = (b"\\*File list", b"\\*EC File list")
 _MAGICS = (*_IMAGE_MAGICS, b"?*File list", b"\\*Force file list")
 _END = b"\\*File list end"
+#: Nanoscope files that are not binary images, and why.
+_OTHER_FILES = (
+    (
+        b"?*File list",
+        "is a Nanoscope file with text data ('?*File list'); only binary data is read",
+    ),
+    (b"\\*Force file list", "is a Nanoscope force-curve file, not an image"),
+)
 _IMAGE_SECTIONS = {
     "ciao image list",
     "afm image list",
@@ -119,6 +129,12 @@ _PREFIXES = {"p": -12, "n": -9, "u": -6, "m": -3, "k": 3}
 _VALUE_CHARS = 256
 _BASE_UNITS = {"m", "V", "A", "Hz", "N", "s", "deg"}
 _DIRECTIONS = {"down": "topDown", "up": "bottomUp"}
+#: The clocks that order a folder's frames, the first that every frame has: its name (for
+#: the reader notes), the frame's time on it, and that time's units per second.
+_CLOCKS = (
+    ("Relative frame time", lambda f: f.rel_time, 1.0),
+    ("Date", lambda f: f.epoch_ms, 1000.0),
+)
 
 
 def sniff(path: Path, head: bytes) -> bool:
@@ -210,12 +226,7 @@ def _read_header(path: Path) -> tuple[list[_Section], int]:
 
 def _declared_header_length(path: Path, head: bytes) -> int:
     """The ``Data length`` of the File list, which leads the header (GWY-NS)."""
-    if head.startswith(b"?*File list"):
-        raise UnsupportedFormatError(
-            path, "is a Nanoscope file with text data ('?*File list'); only binary data is read"
-        )
-    if head.startswith(b"\\*Force file list"):
-        raise UnsupportedFormatError(path, "is a Nanoscope force-curve file, not an image")
+    refuse_signatures(path, head, _OTHER_FILES)
     magic = next((m for m in _IMAGE_MAGICS if head.startswith(m)), None)
     if magic is None:
         raise CorruptFileError(path, "not a Nanoscope file: it does not start with '\\*File list'")
@@ -614,43 +625,17 @@ def _flat(sections: list[_Section]) -> dict[str, str]:
     return out
 
 
-class _Warnings:
-    """Collects problems by message and the files they concern, for one warning each."""
-
-    def __init__(self, path: Path, n_files: int, is_folder: bool) -> None:
-        self.path, self.n_files, self.is_folder = path, n_files, is_folder
-        self.items: dict[tuple[str, type[AfmIOWarning]], list[str]] = {}
-
-    def add(self, problem: str, file: Path, cls: type[AfmIOWarning] = AfmIOWarning) -> None:
-        self.items.setdefault((problem, cls), []).append(file.name)
-
-    def emit(self) -> list[AfmIOWarning]:
-        out = []
-        for (problem, cls), files in self.items.items():
-            where = f" [{_files_text(files, self.n_files)}]" if self.is_folder else ""
-            out.append(cls(f"{self.path}: {problem}{where}"))
-        return out
-
-
-def _files_text(names: list[str], total: int) -> str:
-    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-    return f"{len(names)} of {total} files: {shown}"
-
-
-def _frame_times(frames: list[_Frame]) -> tuple[list[_Frame], np.ndarray, str]:
-    """``frames`` sorted by the best clock they all have, their times and the clock."""
-    if all(f.rel_time is not None for f in frames):
-        frames = sorted(frames, key=lambda f: f.rel_time)
-        t = np.array([f.rel_time for f in frames], dtype=np.float64)
-        return frames, t - t[0], "Relative frame time"
-    if all(f.epoch_ms is not None for f in frames):
-        frames = sorted(frames, key=lambda f: f.epoch_ms)
-        t = np.array([f.epoch_ms for f in frames], dtype=np.float64) / 1000.0
-        return frames, t - t[0], "Date"
+def _frame_times(found: Frames[_Frame]) -> tuple[np.ndarray, str]:
+    """The frames' times in s by the clock that ordered them, and that clock's name."""
+    frames = found.frames
+    if found.clock is not None:
+        name, clock, per_second = _CLOCKS[found.clock]
+        t = np.array([clock(f) for f in frames], dtype=np.float64) / per_second
+        return t - t[0], name
     # No clock: a missing frame cannot be seen, frames are taken as back to back.
     t = np.arange(len(frames), dtype=np.float64) * frames[0].duration
     t[0] = 0.0
-    return frames, t, "frame index x lines / scan rate"
+    return t, "frame index x lines / scan rate"
 
 
 def _geometry_text(signature: tuple[int, int, float | None, float | None]) -> str:
@@ -659,23 +644,10 @@ def _geometry_text(signature: tuple[int, int, float | None, float | None]) -> st
     return f"{rows} x {cols} px of {x} x {y} nm"
 
 
-def _majority(frames: list[_Frame], path: Path) -> tuple[list[_Frame], list[AfmIOWarning]]:
-    """Keep the frames of the most common geometry (ties: the first file's)."""
-    signature = Counter(f.signature for f in frames).most_common(1)[0][0]
-    odd = [f for f in frames if f.signature != signature]
-    if not odd:
-        return frames, []
-    listed = ", ".join(f"{f.path.name} ({_geometry_text(f.signature)})" for f in odd)
-    warning = AfmIOWarning(
-        f"{path}: left out {len(odd)} frame file(s) whose shape or pixel size differs from "
-        f"the majority ({_geometry_text(signature)}): {listed}"
-    )
-    return [f for f in frames if f.signature == signature], [warning]
-
-
-def _channel(path: Path, frames: list[_Frame], b0: _Block, notes: _Warnings) -> ChannelInfo | None:
+def _channel(path: Path, found: Frames[_Frame], b0: _Block, notes: Problems) -> ChannelInfo | None:
     """The channel named like ``b0`` across ``frames``, or None (with a warning) if some
     frame lacks it or has it in another layout."""
+    frames = found.frames
     layout = (b0.rows, b0.cols, b0.raw_dtype, b0.unit)
     blocks = [next((b for b in f.blocks if b.name == b0.name), None) for f in frames]
     odd = [
@@ -691,7 +663,7 @@ def _channel(path: Path, frames: list[_Frame], b0: _Block, notes: _Warnings) -> 
         )
     if odd:
         return None
-    own = _Warnings(path, len(frames), notes.is_folder)
+    own = Problems(path, found)
     for f, b in zip(frames, blocks, strict=True):
         for problem in b.problems:
             own.add(f"channel {b0.name}: {problem}", f.path)
@@ -709,7 +681,7 @@ def _channel(path: Path, frames: list[_Frame], b0: _Block, notes: _Warnings) -> 
     long_name = f"{b0.native} ({b0.direction.capitalize()})"
     if b0.gain is None:
         long_name += ", raw levels"
-    return ChannelInfo(b0.name, b0.native, b0.unit, long_name, source, tuple(own.emit()))
+    return ChannelInfo(b0.name, b0.native, b0.unit, long_name, source, tuple(own.warnings()))
 
 
 def _acquisition(frames: list[_Frame]) -> dict[str, Any]:
@@ -728,11 +700,17 @@ def _acquisition(frames: list[_Frame]) -> dict[str, Any]:
     return out
 
 
-def _assemble(path: Path, frames: list[_Frame], notes: _Warnings) -> Recording:
-    """The Recording of ``frames``, one frame per file, channels read lazily."""
-    frames, warns = _majority(frames, path)
-    frames, time_s, time_source = _frame_times(frames)
+def _assemble(path: Path, found: Frames[_Frame]) -> Recording:
+    """The Recording of the frames found, one frame per file, channels read lazily."""
+    frames, warns = found.frames, list(found.warnings)
+    time_s, time_source = _frame_times(found)
     n = len(frames)
+    notes = Problems(path, found)
+    for f in frames:
+        for exc in f.dropped:
+            notes.add(str(exc), f.path, TruncatedFileWarning if exc.truncated else AfmIOWarning)
+    channels = [c for b in frames[0].blocks if (c := _channel(path, found, b, notes))]
+    warns += notes.warnings()
     if n > 1 and not np.isfinite(time_s).all():
         warns.append(
             AfmIOWarning(
@@ -740,11 +718,6 @@ def _assemble(path: Path, frames: list[_Frame], notes: _Warnings) -> Recording:
                 f"file); time is NaN"
             )
         )
-    for f in frames:
-        for exc in f.dropped:
-            notes.add(str(exc), f.path, TruncatedFileWarning if exc.truncated else AfmIOWarning)
-    channels = [c for b in frames[0].blocks if (c := _channel(path, frames, b, notes))]
-    warns = notes.emit() + warns
     if not channels:
         raise CorruptFileError(path, "no channel has the same size in every frame file")
     first = frames[0]
@@ -759,13 +732,12 @@ def _assemble(path: Path, frames: list[_Frame], notes: _Warnings) -> Recording:
         },
         "date_convention": "Date header (instrument clock, 1 s resolution) taken as UTC",
         "frames_read": n,
-        "files_left_out": notes.n_files - n,
+        "files_left_out": found.listed - n,
     }
-    return Recording(
-        path=str(path),
-        format="nanoscope",
+    return found.recording(
+        path,
+        FORMAT,
         format_version=first.version,
-        size_bytes=sum(f.size for f in frames),
         channels=tuple(channels),
         pixel_size_x_nm=first.blocks[0].px_x,
         pixel_size_y_nm=first.blocks[0].px_y,
@@ -791,28 +763,15 @@ def read(path: str | os.PathLike[str]) -> Recording:
     one block per frame when computed.
     """
     path = Path(path)
-    if not path.is_dir():
-        return _assemble(path, [_read_frame(path)], _Warnings(path, 1, False))
-    try:
-        members = sorted(e for e in path.iterdir() if e.is_file() and folder_member(e))
-    except OSError as exc:
-        raise AfmOSError(path, f"cannot list the folder: {exc.strerror or exc}") from exc
-    if not members:
-        raise UnsupportedFormatError(path, "folder holds no Nanoscope files (.spm, .000 ...)")
-    notes = _Warnings(path, len(members), True)
-    frames = []
-    for member in members:
-        try:
-            frames.append(_read_frame(member))
-        except AfmIOError as exc:
-            # One damaged file should not cost the rest of the video.
-            notes.add(f"file left out: {exc.problem}", member)
-    if not frames:
-        raise CorruptFileError(
-            path,
-            f"none of its {len(members)} Nanoscope files is readable: " + notes.emit()[0].args[0],
-        )
-    return _assemble(path, frames, notes)
+    found = read_frames(
+        path,
+        _read_frame,
+        member=folder_member,
+        what="Nanoscope",
+        stages=(unlike(lambda f: f.signature, _geometry_text),),
+        clocks=tuple(clock for _, clock, _ in _CLOCKS),
+    )
+    return _assemble(path, found)
 
 
 READER = Reader(FORMAT, sniff, read, folder_member=folder_member)
