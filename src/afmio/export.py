@@ -91,31 +91,52 @@ def save_h5_bundle(
     )
 
 
-def save_npz_bundle(path: PathLike, obj: Video, raw: bool = False, **options: Any) -> Path:
+def save_npz_bundle(
+    path: PathLike,
+    obj: Video,
+    raw: bool = False,
+    *,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Path:
     """Write an NPZ bundle (playNano's layout, stored uncompressed so it reads in place).
 
-    Takes the parameters of :func:`save_h5_bundle` (``overwrite``, ``progress``) but
-    ``compression``; ``.npz`` is added to the name.
+    Parameters are those of :func:`save_h5_bundle` but ``compression``; ``.npz`` is
+    added to the name.
     """
-    return write("npz", obj, path, raw=raw, **options)
+    return write("npz", obj, path, raw=raw, overwrite=overwrite, progress=progress)
 
 
-def save_ome_tiff_stack(path: PathLike, obj: Video, raw: bool = False, **options: Any) -> Path:
+def save_ome_tiff_stack(
+    path: PathLike,
+    obj: Video,
+    raw: bool = False,
+    *,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Path:
     """Write an OME-TIFF stack (T, C, Z, Y, X) with calibration, as playNano does.
 
-    Takes the parameters of :func:`save_h5_bundle` (``overwrite``, ``progress``) but
-    ``compression``; the name is made to end ``.ome.tif``.
+    Parameters are those of :func:`save_h5_bundle` but ``compression``; the name is
+    made to end ``.ome.tif``.
     """
-    return write("tif", obj, path, raw=raw, **options)
+    return write("tif", obj, path, raw=raw, overwrite=overwrite, progress=progress)
 
 
-def save_zarr(path: PathLike, obj: Video, raw: bool = False, **options: Any) -> Path:
+def save_zarr(
+    path: PathLike,
+    obj: Video,
+    raw: bool = False,
+    *,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Path:
     """Write a Zarr v3 store with OME-Zarr (NGFF) image metadata, chunks in parallel.
 
-    Takes the parameters of :func:`save_h5_bundle` (``overwrite``, ``progress``) but
-    ``compression``; ``.zarr`` is added to the name.
+    Parameters are those of :func:`save_h5_bundle` but ``compression``; ``.zarr`` is
+    added to the name.
     """
-    return write("zarr", obj, path, raw=raw, **options)
+    return write("zarr", obj, path, raw=raw, overwrite=overwrite, progress=progress)
 
 
 def export_stem(obj: Video, base_name: str | None, raw: bool) -> str:
@@ -218,21 +239,34 @@ def export_gif(
     return write("gif", obj, path, render=render, raw=raw, overwrite=overwrite, progress=progress)
 
 
-def export_mp4(obj: Video, path: PathLike, *, raw: bool = False, **options: Any) -> Path:
+def export_mp4(
+    obj: Video,
+    path: PathLike,
+    *,
+    cmap: str = "afmhot",
+    fps: float | None = None,
+    zmin: float | str | None = None,
+    zmax: float | str | None = None,
+    scale_bar_nm: float | None = None,
+    draw_ts: bool = True,
+    draw_scale: bool = True,
+    raw: bool = False,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> Path:
     """Write an H.264 MP4 video of the same frames as :func:`export_gif`.
 
-    Takes the keyword arguments of :func:`export_gif` (``overwrite``, ``progress`` and
-    the drawing options of :class:`afmio.render.RenderOptions`); ``.mp4`` is added to the
-    name. A video has one frame rate: ``fps``, or by default one frame per median frame
-    interval. Needs the ``imageio-ffmpeg`` package (``pip install afmio[video]``).
+    Parameters are those of :func:`export_gif`; ``.mp4`` is added to the name. A video
+    has one frame rate: ``fps``, or by default one frame per median frame interval.
+    Needs the ``imageio-ffmpeg`` package (``pip install afmio[video]``).
 
     Raises
     ------
     afmio.AfmIOError
         If imageio-ffmpeg is not installed, or ffmpeg fails.
     """
-    target = {k: options.pop(k) for k in ("overwrite", "progress") if k in options}
-    return write("mp4", obj, path, raw, render=RenderOptions(**options), **target)
+    render = RenderOptions(cmap, fps, zmin, zmax, scale_bar_nm, draw_ts, draw_scale)
+    return write("mp4", obj, path, render=render, raw=raw, overwrite=overwrite, progress=progress)
 
 
 def _load(path: PathLike, fmt: str) -> xr.Dataset:

@@ -78,7 +78,7 @@ def write_h5jpk(
     Parameters
     ----------
     path : str or PathLike
-        Output file.
+        The ``.h5-jpk`` file to write.
     channels : mapping
         Channel key ``"<channel.name>_<trace|retrace>"`` (``"height_trace"``,
         ``"measuredHeight_trace"``...) mapped to ``n_frames`` frames of ``shape`` raw
