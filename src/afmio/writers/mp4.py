@@ -95,6 +95,9 @@ def write(
     padded = np.zeros((height + height % 2, width + width % 2, 3), dtype=np.uint8)
     total = content.n_frames
     with AtomicTarget(path, overwrite) as tmp:
+        # Created here, so that a folder that cannot be written is reported as such, not
+        # as an ffmpeg that stopped (ffmpeg then writes over the empty file).
+        tmp.touch(exist_ok=False)
         encoder = write_frames(
             str(tmp),
             (padded.shape[1], padded.shape[0]),
