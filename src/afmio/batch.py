@@ -27,12 +27,12 @@ import numpy as np
 import xarray as xr
 
 from . import export, readers
-from .errors import AfmIOError, AfmIOWarning, UnsupportedFormatError
+from .errors import AfmIOError, AfmIOWarning, AfmOSError, UnsupportedFormatError
 from .model import build_dataarray, build_dataset
 from .recording import Recording
 from .render import RenderOptions
 from .writers import WRITERS
-from .writers._common import _remove
+from .writers._common import _remove, stale_temps
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -180,17 +180,17 @@ def output_size(path: PathLike) -> int:
 
 
 def remove_stale_temps(target: PathLike) -> list[Path]:
-    """Remove what a killed writer left beside ``target``; returns what was removed.
+    """Remove what killed writers left beside ``target``; returns what was removed.
 
-    Writers write ``.<name>.<random>.afmio-tmp`` beside the target and rename it when
-    complete; replacing a Zarr store moves the old one to ``.<name>.<random>.afmio-old``
-    first. A process killed meanwhile leaves these behind. Called just before ``target``
-    is written again: a batch never writes one target from two tasks at once (see
-    :func:`convert`), so the only other writer such a file can belong to is a task the
-    scheduler has already given up on, whose result is discarded anyway.
+    Writers write ``.<name>.<writer>-<random>.afmio-tmp`` beside the target and rename it
+    when complete; replacing a Zarr store moves the old one to ``...afmio-old`` first. A
+    process killed meanwhile leaves these behind. ``<writer>`` names the machine, boot
+    and process: a file is removed only if that process is gone, never while it may
+    still be writing. Names without a writer (``.<name>.<random>.afmio-tmp``, from afmio
+    0.1.0) are removed too: a batch never writes one target from two tasks at once (see
+    :func:`convert`).
     """
-    p = Path(target)
-    stale = [*p.parent.glob(f".{p.name}.*.afmio-tmp"), *p.parent.glob(f".{p.name}.*.afmio-old")]
+    stale = stale_temps(target, legacy=True)
     for s in stale:
         _remove(s)
     return stale
@@ -464,6 +464,8 @@ def cluster(workers: int | None = None, scheduler: str | None = None) -> Iterato
     ------
     ImportError
         If dask.distributed is not installed.
+    afmio.AfmOSError
+        If the local cluster failed to start twice (a worker lost while starting).
     """
     if workers is None and scheduler is None:
         yield None
@@ -478,16 +480,35 @@ def cluster(workers: int | None = None, scheduler: str | None = None) -> Iterato
         with Client(scheduler) as client:
             yield client
         return
+    with _start_local_cluster(LocalCluster, workers) as local, Client(local) as client:
+        yield client
+
+
+def _start_local_cluster(local_cluster: Any, workers: int) -> Any:
+    """A started ``LocalCluster`` of ``workers`` single-threaded worker processes, tried
+    twice: a worker lost while the cluster starts ("Nanny failed to start") is usually a
+    passing accident."""
     import logging
 
-    with (
-        LocalCluster(
+    def start() -> Any:
+        return local_cluster(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
             silence_logs=logging.ERROR,
-        ) as local,
-        Client(local) as client,
-    ):
-        yield client
+        )
+
+    try:
+        return start()
+    except Exception:  # dask raises RuntimeError, TimeoutError or OSError: try again
+        pass
+    try:
+        return start()
+    except Exception as exc:
+        text = " ".join(str(exc).split())
+        raise AfmOSError(
+            None,
+            f"could not start a local cluster of {workers} workers (tried twice): "
+            f"{type(exc).__name__}: {text}",
+        ) from exc

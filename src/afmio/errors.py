@@ -46,6 +46,11 @@ class AfmOSError(AfmIOError, OSError):
     """The path exists but cannot be read (permissions, I/O error)."""
 
 
+class AfmNoSpaceError(AfmOSError):
+    """An export ran out of room: the disk or quota is full, or the file reached a size
+    limit. Nothing was left under the target's name."""
+
+
 class AfmIOWarning(UserWarning):
     """Base class of afmio warnings: the data was read, but something was off."""
 

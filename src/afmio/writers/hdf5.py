@@ -23,6 +23,7 @@ itself, one whole chunk at a time, so that HDF5 encodes each chunk once.
 
 from __future__ import annotations
 
+import io
 import os
 import zlib
 from collections import deque
@@ -68,7 +69,11 @@ def write(
     arrays = list(content.arrays())
     total = content.n_frames * len(arrays)
     done = 0
-    with AtomicTarget(path, overwrite) as tmp, h5py.File(tmp, "w") as f:
+    with (
+        AtomicTarget(path, overwrite) as tmp,
+        _GuardedFile(tmp) as fh,
+        h5py.File(fh, "w") as f,
+    ):
         _write_metadata(f, content)
         groups = {
             "layer": f.create_group("processed", track_order=True),
@@ -82,6 +87,7 @@ def write(
                 ds = _create(groups.get(kind, f), name, arr.shape, dtype, compression)
                 encode = _gzip(ds.dtype) if compression == "gzip" else None
                 for frames in _stream(ds, arr, encode, pool):
+                    fh.check()
                     done += frames
                     if progress is not None:
                         progress(done, total)
@@ -89,6 +95,72 @@ def write(
             # On an error or interruption, drop queued chunks instead of encoding them.
             pool.shutdown(wait=True, cancel_futures=True)
     return path
+
+
+class _GuardedFile(io.RawIOBase):
+    """The file HDF5 writes through (h5py's file-object driver), which keeps a failed
+    write from reaching HDF5.
+
+    When a write fails (a full disk), HDF5 cannot close the file, and h5py then crashes
+    the process (a segfault) as it frees the file's objects. So the first error is kept
+    and every later write is dropped: HDF5 finishes and closes a file that is thrown
+    away, and the error is raised at :meth:`check` and on leaving the ``with`` block.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.raw = open(path, "xb", buffering=0)  # noqa: SIM115  (closed in close())
+        self.error: OSError | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self.raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def readinto(self, buffer) -> int:
+        return self.raw.readinto(buffer)
+
+    def write(self, data) -> int:
+        size = memoryview(data).nbytes
+        if self.error is None:
+            try:
+                return self.raw.write(data)
+            except OSError as exc:
+                self.error = exc
+        self.raw.seek(size, os.SEEK_CUR)
+        return size
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.error is None:
+            try:
+                return self.raw.truncate(size)
+            except OSError as exc:
+                self.error = exc
+        return self.raw.tell() if size is None else size
+
+    def check(self) -> None:
+        """Raise the write error kept, if any."""
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+        if exc_info[0] is None:
+            self.check()
 
 
 def _write_metadata(f: h5py.File, content: BundleContent) -> None:

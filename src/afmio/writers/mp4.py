@@ -7,13 +7,14 @@ interval between frame times.
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import AfmIOError, AfmOSError
-from ._common import BundleContent, Rendering, Writer, write_rendering
+from ..errors import AfmIOError, AfmNoSpaceError, AfmOSError
+from ._common import BundleContent, Rendering, Writer, no_space, write_rendering
 
 
 def _write_frames():
@@ -26,11 +27,43 @@ def _write_frames():
     return write_frames
 
 
-def _send(encoder, data: bytes | None, path: Path) -> None:
+def _send(encoder, data: bytes | None, path: Path, tmp: Path) -> None:
     try:
         encoder.send(data)
     except OSError as exc:  # imageio-ffmpeg reports a dead ffmpeg this way
-        raise AfmOSError(path, f"ffmpeg failed: {exc}") from exc
+        raise _ffmpeg_failed(path, tmp, "stopped") from exc
+
+
+def _ffmpeg_failed(path: Path, tmp: Path, what: str) -> AfmOSError:
+    """The error of an ffmpeg that ``what`` (stopped, did not finish the file): for want
+    of room, when the disk is full or the file reached the size limit."""
+    why = no_space(tmp)
+    if why:
+        return AfmNoSpaceError(path, f"no space left to write it: {why} (ffmpeg {what})")
+    return AfmOSError(path, f"ffmpeg {what}; its messages above say why")
+
+
+def _whole_mp4(path: Path) -> bool:
+    """True if the file's top-level MP4 boxes fill it exactly and include the index
+    (``moov``), which ffmpeg writes last: imageio-ffmpeg does not check ffmpeg's exit
+    status, and an ffmpeg that failed to finish (a full disk) leaves a file cut short."""
+    size = path.stat().st_size
+    found_index = False
+    with open(path, "rb") as f:
+        pos = 0
+        while pos < size:
+            f.seek(pos)
+            head = f.read(16)
+            if len(head) < 8:
+                return False
+            length, kind = struct.unpack(">I4s", head[:8])
+            if length == 1 and len(head) == 16:  # a 64-bit size follows the type
+                length = struct.unpack(">Q", head[8:])[0]
+            if length < 8:  # 0 ("to the end") is what an unfinished mdat keeps
+                return False
+            found_index |= kind == b"moov"
+            pos += length
+    return found_index and pos == size
 
 
 def _encode(job: Rendering) -> None:
@@ -42,6 +75,9 @@ def _encode(job: Rendering) -> None:
     height, width = renderer.height, renderer.width
     padded = np.zeros((height + height % 2, width + width % 2, 3), dtype=np.uint8)
     total = job.content.n_frames
+    # Created here, so that a folder that cannot be written is reported as such, not as
+    # an ffmpeg that stopped (ffmpeg then writes over the empty file).
+    job.tmp.touch(exist_ok=False)
     encoder = write_frames(
         str(job.tmp),
         (padded.shape[1], padded.shape[0]),
@@ -52,16 +88,18 @@ def _encode(job: Rendering) -> None:
         output_params=["-f", "mp4"],  # the temporary name has no .mp4 extension
     )
     try:
-        _send(encoder, None, path)
+        _send(encoder, None, path, job.tmp)
         for i, frame in job.frames():
             padded[:height, :width] = colours[renderer.render(frame, timestamps[i], i)]
-            _send(encoder, padded.tobytes(), path)
+            _send(encoder, padded.tobytes(), path, job.tmp)
             if job.progress is not None:
                 job.progress(i + 1, total)
     finally:
         encoder.close()  # ffmpeg finishes the file (or is stopped) here
     if not job.tmp.is_file() or job.tmp.stat().st_size == 0:
         raise AfmOSError(path, "ffmpeg wrote no video")
+    if not _whole_mp4(job.tmp):
+        raise _ffmpeg_failed(path, job.tmp, "did not finish the file")
 
 
 def write(path: str | Path, content: BundleContent, **options: Any) -> Path:

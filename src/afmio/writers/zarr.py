@@ -89,7 +89,7 @@ def write(
         "state_backups": _strict_json(content.state_backups),
     }
     attrs = {"ome": _ngff(content), AFMIO_KEY: afmio_attrs}
-    with AtomicTarget(path, overwrite) as tmp:
+    with AtomicTarget(path, overwrite, is_afmio_store, "an afmio Zarr store") as tmp:
         root = zarr.open_group(LocalStore(tmp), mode="w-", zarr_format=3, attributes=attrs)
         processed, mask_group = root.create_group("processed"), root.create_group("masks")
         jobs = [(_frames_array(root, DATA_PATH, "float32", (n, ny, nx), per), content.data)]
@@ -111,6 +111,23 @@ def write(
         times[:] = np.asarray(content.timestamps, dtype=np.float64)
         _write_chunks(jobs, per, n, progress)
     return path
+
+
+#: A larger zarr.json is not one afmio wrote (its own is tens of KB): not read to check.
+_MAX_ROOT_JSON = 16 * 2**20
+
+
+def is_afmio_store(path: Path) -> bool:
+    """True for a folder holding a Zarr store afmio wrote (its root ``zarr.json`` has
+    afmio's attributes): the only folder ``overwrite=True`` may replace."""
+    meta = path / "zarr.json"
+    try:
+        if path.is_symlink() or not path.is_dir() or meta.stat().st_size > _MAX_ROOT_JSON:
+            return False
+        root = json.loads(meta.read_bytes())
+        return root["attributes"][AFMIO_KEY]["format"] == STORE_FORMAT
+    except (OSError, ValueError, TypeError, KeyError, RecursionError):
+        return False
 
 
 def _finite(value: float) -> float | None:
