@@ -17,7 +17,7 @@ import pytest
 
 import afmio
 from afmio import batch, cli
-from afmio.writers import _common
+from afmio.writers import _target
 
 from conftest import random_levels
 
@@ -224,13 +224,13 @@ def test_two_writers_racing_to_one_target_exactly_one_wins(fmt, video, tmp_path,
     # Both exports pass the check on entry; a barrier holds each just before its final
     # step, so both take it with the other's result possibly already in place.
     barrier = threading.Barrier(2, timeout=30)
-    place = _common._place_new
+    place = _target._place_new
 
     def held(tmp, path):
         barrier.wait()
         place(tmp, path)
 
-    monkeypatch.setattr(_common, "_place_new", held)
+    monkeypatch.setattr(_target, "_place_new", held)
     outcomes: list[object] = []
 
     def run(n: int) -> None:
@@ -269,7 +269,7 @@ def test_an_empty_folder_in_the_way_of_a_store_is_kept(video, tmp_path):
 HOLDER = """
 import sys, time
 from pathlib import Path
-from afmio.writers._common import AtomicTarget
+from afmio.writers._target import AtomicTarget
 with AtomicTarget(Path(sys.argv[1])) as tmp:
     tmp.write_bytes(b"half")
     print(tmp.name, flush=True)
@@ -295,13 +295,13 @@ def test_temporary_files_of_killed_writers_are_removed_and_live_ones_kept(video,
         killed.wait(10)
         # A writer of the same pid that started at another time is another process
         # (pid reuse): its file is stale too. One of another machine is never touched.
-        host, boot = _common._machine()
+        host, boot = _target._machine()
         reused = f".o.npz.{host}-{boot}-{live.pid}-1-0badf00d.afmio-tmp"
         foreign = f".o.npz.{'f' * 8}-{boot}-1-1-0badf00d.afmio-tmp"
         other_target = f".o.npz.x.{host}-{boot}-{killed.pid}-1-0badf00d.afmio-tmp"
         for name in (reused, foreign, other_target):
             (tmp_path / name).write_bytes(b"x")
-        assert {p.name for p in _common.stale_temps(path)} == {dead_name, reused}
+        assert {p.name for p in _target.stale_temps(path)} == {dead_name, reused}
         afmio.save_npz_bundle(tmp_path / "o", video)  # a rerun of the export cleans up
         left = set(os.listdir(tmp_path))
         assert left == {"video.asd", "o.npz", live_name, foreign, other_target}

@@ -32,7 +32,7 @@ from .model import build_dataarray, build_dataset
 from .recording import Recording
 from .render import RenderOptions
 from .writers import WRITERS
-from .writers._common import _remove, stale_temps
+from .writers._target import _remove, stale_temps
 
 if TYPE_CHECKING:
     from distributed import Client

@@ -35,7 +35,8 @@ import dask.array as da
 import h5py
 import numpy as np
 
-from ._common import AtomicTarget, BundleContent, Progress, Writer, iter_chunks
+from ._common import BundleContent, Progress, Writer, iter_chunks
+from ._target import AtomicTarget
 
 #: Values of ``compression=``: gzip (deflate) is what playNano reads; lzf is fast.
 COMPRESSIONS = ("gzip", "lzf", None)

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import AfmIOError, AfmNoSpaceError, AfmOSError
-from ._common import BundleContent, Rendering, Writer, no_space, write_rendering
+from ._common import BundleContent, Rendering, Writer, write_rendering
+from ._target import no_space
 
 
 def _write_frames():

@@ -29,7 +29,8 @@ import numpy as np
 from numpy.lib import format as npy
 
 from ..model import LAYER_PREFIX, MASK_PREFIX
-from ._common import AtomicTarget, BundleContent, Progress, Writer, iter_chunks
+from ._common import BundleContent, Progress, Writer, iter_chunks
+from ._target import AtomicTarget
 
 _ENTRY_PREFIX = {"data": "", "layer": LAYER_PREFIX, "mask": MASK_PREFIX}
 _DTYPE = {"data": np.dtype("<f4"), "layer": np.dtype("<f4"), "mask": np.dtype("|b1")}

@@ -37,7 +37,8 @@ from ..layouts import AFMIO_KEY
 from ..layouts import OME_FRAME_METADATA_KEY as FRAME_METADATA_KEY
 from ..layouts import OME_LAYERS_TAG as LAYERS_TAG
 from ..layouts import OME_PROVENANCE_TAG as PROVENANCE_TAG
-from ._common import AtomicTarget, BundleContent, Progress, Writer, iter_chunks
+from ._common import BundleContent, Progress, Writer, iter_chunks
+from ._target import AtomicTarget
 
 #: Classic TIFF offsets are 32-bit; beyond this size (with room for tags and the XML,
 #: which tifffile appends at the end) the file is written as BigTIFF.

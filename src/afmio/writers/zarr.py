@@ -60,7 +60,8 @@ from ..layouts import ZARR_STORE_FORMAT as STORE_FORMAT
 from ..layouts import ZARR_STORE_VERSION as STORE_VERSION
 from ..layouts import ZARR_TIMESTAMPS_PATH as TIMESTAMPS_PATH
 from ..lazy import DEFAULT_CHUNK_BYTES
-from ._common import AtomicTarget, BundleContent, Progress, Writer
+from ._common import BundleContent, Progress, Writer
+from ._target import AtomicTarget
 
 
 def write(
