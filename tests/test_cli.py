@@ -120,15 +120,24 @@ def test_info_json_of_a_synthetic_and_real_files(two_channels, data_dir, capsys)
 def test_info_reports_a_bad_path_in_one_line_and_goes_on(two_channels, tmp_path, capsys):
     bad = tmp_path / "notes.txt"
     bad.write_text("not a video")
-    assert main(["info", str(bad), str(two_channels), "--json"]) == 1
-    captured = capsys.readouterr()
-    assert [d["path"] for d in json.loads(captured.out)] == [str(two_channels)]
-    assert error_lines(captured.err) == [
-        f"afmio: error: {bad}: is not a supported file (supported: "
+    error = (
+        f"{bad}: is not a supported file (supported: "
         + ", ".join(f"{f.name} ({' '.join(f.extensions)})" for f in afmio.formats())
         + ")"
-    ]
+    )
+    assert main(["info", str(bad), str(two_channels)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0] == str(two_channels)
+    assert error_lines(captured.err) == [f"afmio: error: {error}"]
     assert captured.err.count("\n") == 1
+    # --json reports the failed path too, in its place, with the same error and exit code.
+    assert main(["info", str(bad), str(two_channels), "--json"]) == 1
+    captured = capsys.readouterr()
+    failed, described = json.loads(captured.out)
+    assert failed == {"path": str(bad), "error": error}
+    assert described["path"] == str(two_channels)
+    assert described["format"] == "asd"
+    assert error_lines(captured.err) == [f"afmio: error: {error}"]
 
 
 # --- afmio convert ---------------------------------------------------------------------

@@ -131,3 +131,40 @@ def test_accessor_progress_true_draws_a_bar_and_callables_pass_through(video, tm
     seen = []
     video.afm.to_npz(tmp_path / "cb", progress=lambda done, total: seen.append((done, total)))
     assert seen[-1] == (video.sizes["time"], video.sizes["time"])
+
+
+#: Every public writer, by the order its signature gives: video first or path first.
+VIDEO_FIRST = {
+    "export_gif": afmio.export_gif,
+    "export_mp4": afmio.export_mp4,
+    "export_bundles": lambda obj, folder: afmio.export_bundles(obj, folder, formats=["npz"]),
+}
+PATH_FIRST = {f"save_{k}": f for k, f in SAVERS.items()}
+
+
+@pytest.mark.parametrize("name", [*VIDEO_FIRST, *PATH_FIRST])
+@pytest.mark.parametrize("swapped", [False, True], ids=["own order", "swapped"])
+def test_writers_take_video_and_path_in_either_order(video, tmp_path, name, swapped):
+    func = {**VIDEO_FIRST, **PATH_FIRST}[name]
+    args = (video, tmp_path / "clip") if name in VIDEO_FIRST else (tmp_path / "clip", video)
+    written = func(*(args[::-1] if swapped else args))
+    if name == "export_bundles":  # into the folder given, named after the source
+        assert written == {"npz": tmp_path / "clip" / "video.npz"}
+        written = written["npz"]
+    assert written.name.startswith(("clip.", "video."))
+    assert written.exists()
+
+
+@pytest.mark.parametrize("name", [*VIDEO_FIRST, *PATH_FIRST])
+@pytest.mark.parametrize(
+    "wrong", [np.zeros((2, 3, 4)), 7, None], ids=["numpy array", "int", "None"]
+)
+def test_writers_name_what_they_were_given_instead_of_a_video_and_a_path(
+    video, tmp_path, name, wrong
+):
+    func = {**VIDEO_FIRST, **PATH_FIRST}[name]
+    for args in ((wrong, tmp_path / "clip"), (video, wrong)):
+        with pytest.raises(TypeError, match=r"expected a video .* and a target path") as info:
+            func(*args)
+        assert type(wrong).__name__ in str(info.value)
+    assert list(tmp_path.iterdir()) == [tmp_path / "video.asd"]  # nothing written

@@ -460,9 +460,44 @@ def test_dataset_exports_its_current_data(make_asd, tmp_path):
 
 def test_mp4_without_imageio_ffmpeg_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # import fails
-    with pytest.raises(afmio.AfmIOError, match=r"pip install afmio\[video\]"):
+    with pytest.raises(afmio.AfmIOError) as info:
         afmio.export_mp4(video(np.zeros((2, 8, 8))), tmp_path / "v")
+    # The tests run afmio from its source tree: the extra is installed from there.
+    project = Path(__file__).resolve().parents[1]
+    assert str(info.value) == (
+        f'MP4 export needs imageio-ffmpeg; install it with pip install -e "{project}[video]"'
+    )
     assert list(tmp_path.iterdir()) == []
+
+
+class FakeDistribution:
+    def __init__(self, direct_url: str | None) -> None:
+        self.direct_url = direct_url
+
+    def read_text(self, name: str) -> str | None:
+        return self.direct_url if name == "direct_url.json" else None
+
+
+@pytest.mark.parametrize(
+    ("direct_url", "command"),
+    [
+        (None, 'pip install "afmio[video]"'),  # a wheel from the package index
+        ('{"url": "https://x/afmio-0.1-py3-none-any.whl", "archive_info": {}}', None),
+        ('{"url": "file:///opt/afmio", "dir_info": {}}', 'pip install "/opt/afmio[video]"'),
+        (
+            '{"url": "file:///my%20src/afmio", "dir_info": {"editable": true}}',
+            'pip install -e "/my src/afmio[video]"',
+        ),
+        ("not json", None),
+    ],
+)
+def test_mp4_install_command_follows_where_afmio_was_installed(
+    tmp_path, monkeypatch, direct_url, command
+):
+    installed = tmp_path / "site-packages" / "afmio" / "writers" / "mp4.py"
+    monkeypatch.setattr(mp4, "__file__", str(installed))  # not in a source tree
+    monkeypatch.setattr(mp4.metadata, "distribution", lambda name: FakeDistribution(direct_url))
+    assert mp4.install_command("video") == (command or 'pip install "afmio[video]"')
 
 
 def test_mp4_has_every_frame_at_the_frame_rate(tmp_path):

@@ -241,7 +241,9 @@ def _info(args: argparse.Namespace) -> int:
         try:
             found.append(describe(path))
         except Exception as exc:  # one bad path never stops the others
-            print(f"afmio: error: {batch.error_line(exc, path)}", file=sys.stderr)
+            error = batch.error_line(exc, path)
+            print(f"afmio: error: {error}", file=sys.stderr)
+            found.append({"path": str(path), "error": error})
             code = EXIT_FAILED
             continue
         if not args.json:

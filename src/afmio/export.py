@@ -4,7 +4,9 @@ rendering them as annotated GIF or MP4 animations.
 The HDF5, NPZ and OME-TIFF layouts are playNano's, so each tool reads the other's files.
 Every writer streams chunk by chunk, writes to a temporary file beside the target and
 renames it when complete, refuses to replace an existing target unless
-``overwrite=True``, and reports ``progress(frames_done, frames_total)``.
+``overwrite=True``, and reports ``progress(frames_done, frames_total)``. The ``save_*``
+functions take ``(path, obj)`` as playNano's do and the ``export_*`` ones ``(obj, path)``;
+each accepts the other order too.
 """
 
 from __future__ import annotations
@@ -42,15 +44,36 @@ def _with_suffix(path: PathLike, suffix: str) -> Path:
     return path if path.suffix.lower() == suffix else path.with_name(name + suffix)
 
 
+def video_and_path(first: Any, second: Any) -> tuple[Video, PathLike]:
+    """A video and a target path given in either order: ``save_*`` take ``(path, obj)``,
+    ``export_*`` take ``(obj, path)``, and each accepts the other's order too.
+
+    Raises
+    ------
+    TypeError
+        Unless one is an ``xarray.DataArray`` or ``Dataset`` and the other a path.
+    """
+    for obj, path in ((first, second), (second, first)):
+        if isinstance(obj, Video) and isinstance(path, str | os.PathLike):
+            return obj, path
+    raise TypeError(
+        "expected a video (an xarray.DataArray or Dataset, as afmio.open gives) and a "
+        f"target path (str or os.PathLike), in either order; got {type(first).__name__} "
+        f"and {type(second).__name__}"
+    )
+
+
 def write(fmt: str, obj: Video, path: PathLike, raw: bool = False, **options: Any) -> Path:
     """Write ``obj`` in the format named ``fmt`` (a key of :data:`afmio.writers.WRITERS`):
     what the functions below run.
 
-    The format's suffix is added to ``path`` unless it ends with it; ``raw`` is theirs;
+    ``obj`` and ``path`` may come in either order (see :func:`video_and_path`). The
+    format's suffix is added to ``path`` unless it ends with it; ``raw`` is theirs;
     ``options`` go to the writer: ``overwrite``, ``progress``, and its own
     (``compression`` for ``"h5"``, ``render``, a :class:`~afmio.render.RenderOptions`,
     for ``"gif"`` and ``"mp4"``).
     """
+    obj, path = video_and_path(obj, path)
     writer = WRITERS[fmt]
     return writer.write(_with_suffix(path, writer.suffix), bundle_content(obj, raw), **options)
 
@@ -146,6 +169,12 @@ def export_stem(obj: Video, base_name: str | None, raw: bool) -> str:
     for end in (".ome", ".zarr"):
         if stem.lower().endswith(end):
             stem = stem[: -len(end)]
+    return with_filtered(obj, stem, raw)
+
+
+def with_filtered(obj: Video, stem: str, raw: bool) -> str:
+    """``stem`` plus ``_filtered`` when ``obj`` has processed layers other than ``raw``
+    and ``raw`` is False (never twice)."""
     names = list(obj.data_vars) if isinstance(obj, xr.Dataset) else []
     filtered = any(n.startswith(LAYER_PREFIX) and n != LAYER_PREFIX + "raw" for n in names)
     if filtered and not raw and not stem.endswith("_filtered"):
@@ -170,6 +199,7 @@ def export_bundles(
     afmio.UnsupportedFormatError
         If a format is not one of ``"h5"``, ``"npz"``, ``"tif"``, ``"zarr"``.
     """
+    obj, output_folder = video_and_path(obj, output_folder)
     formats = list(formats)
     bad = sorted(set(formats) - set(BUNDLES))
     if bad:
@@ -258,7 +288,7 @@ def export_mp4(
 
     Parameters are those of :func:`export_gif`; ``.mp4`` is added to the name. A video
     has one frame rate: ``fps``, or by default one frame per median frame interval.
-    Needs the ``imageio-ffmpeg`` package (``pip install afmio[video]``).
+    Needs the ``imageio-ffmpeg`` package (``pip install "afmio[video]"``).
 
     Raises
     ------

@@ -16,15 +16,46 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from . import api, export
+from . import export, readers
+from .api import Chunks, _float_dtype
+from .model import build_dataarray
+from .readers import Recording
 from .render import RenderOptions
+
+#: playNano's default channel, which stands for the file's height channel.
+PLAYNANO_HEIGHT = "height_trace"
+#: The height channels, in the order taken when a file lacks ``height_trace``: Nanoscope
+#: files record only the retrace, some only the Z sensor.
+HEIGHTS = (PLAYNANO_HEIGHT, "height_retrace", "height_sensor_trace", "height_sensor_retrace")
+
+
+def _height_channel(rec: Recording) -> str:
+    """The first of :data:`HEIGHTS` the file has, else its first ``height*`` channel, else
+    ``height_trace`` (so that the error lists the channels there are)."""
+    names = [c.name for c in rec.channels if c.role == "data"]
+    found = (n for n in (*HEIGHTS, *names) if n in names and n.startswith("height"))
+    return next(found, PLAYNANO_HEIGHT)
 
 
 def load_afm_stack(
-    path: str | os.PathLike[str], channel: str | None = "height_trace", **kwargs: Any
+    path: str | os.PathLike[str],
+    channel: str | None = PLAYNANO_HEIGHT,
+    *,
+    chunks: Chunks = None,
+    dtype: Any = "float32",
 ) -> xr.DataArray:
-    """Alias of :func:`afmio.open` under playNano's name and default channel."""
-    return api.open(path, channel, **kwargs)
+    """:func:`afmio.open` under playNano's name and default channel.
+
+    ``"height_trace"`` (the default) stands for the file's height channel: when the file
+    has no ``height_trace`` (a Nanoscope file records only ``height_retrace`` or
+    ``height_sensor_retrace``), the first of :data:`HEIGHTS` it has is opened, and
+    ``attrs["channel"]`` says which. Other names, ``None``, ``chunks`` and ``dtype`` are
+    those of :func:`afmio.open`.
+    """
+    rec = readers.read(path)
+    if channel is not None and str(channel).casefold() == PLAYNANO_HEIGHT:
+        channel = _height_channel(rec)
+    return build_dataarray(rec, channel, _float_dtype(dtype), chunks)
 
 
 def create_gif_with_scale_and_timestamp(

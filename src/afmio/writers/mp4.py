@@ -1,15 +1,18 @@
 """MP4 (H.264) writer: the frames rendered as for a GIF, piped one at a time to ffmpeg.
 
-ffmpeg comes with the optional ``imageio-ffmpeg`` package (``pip install afmio[video]``),
-which ships a static binary. A video has one frame rate: ``fps``, or one frame per median
+ffmpeg comes with the optional ``imageio-ffmpeg`` package (afmio's ``video`` extra), which
+ships a static binary. A video has one frame rate: ``fps``, or one frame per median
 interval between frame times.
 """
 
 from __future__ import annotations
 
+import json
 import struct
+from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 
@@ -18,12 +21,35 @@ from ._common import BundleContent, Rendering, Writer, write_rendering
 from ._target import no_space
 
 
+def install_command(extra: str) -> str:
+    """The pip command that adds afmio's ``extra`` from where this afmio came from.
+
+    The running code is looked at first: from a source tree (an editable install, or a
+    checkout on ``PYTHONPATH``) the extra is installed from that tree, whatever copy the
+    environment's metadata describes. Otherwise an install from a local folder (its
+    ``direct_url.json``) gets that folder, and anything else the package index.
+    """
+    package = Path(__file__).resolve().parents[1]  # <project>/src/afmio
+    project = package.parents[1]
+    if package.parent.name == "src" and (project / "pyproject.toml").is_file():
+        return f'pip install -e "{project}[{extra}]"'
+    try:
+        origin = json.loads(metadata.distribution("afmio").read_text("direct_url.json") or "{}")
+    except (metadata.PackageNotFoundError, ValueError):
+        origin = {}
+    url = urlparse(origin.get("url", ""))
+    if isinstance(origin.get("dir_info"), dict) and url.scheme == "file":
+        editable = "-e " if origin["dir_info"].get("editable") else ""
+        return f'pip install {editable}"{unquote(url.path)}[{extra}]"'
+    return f'pip install "afmio[{extra}]"'
+
+
 def _write_frames():
     try:
         from imageio_ffmpeg import write_frames
     except ImportError:
         raise AfmIOError(
-            None, "MP4 export needs imageio-ffmpeg: pip install afmio[video]"
+            None, f"MP4 export needs imageio-ffmpeg; install it with {install_command('video')}"
         ) from None
     return write_frames
 
