@@ -193,6 +193,25 @@ def test_convert_reports_a_bad_file_in_one_line_and_exits_1(make_asd, tmp_path, 
     assert captured.out.splitlines()[-1].startswith("2 files: 1 done, 0 skipped, 1 failed")
 
 
+def test_summary_names_the_formats_that_failed(make_asd, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # MP4 export fails
+    video = str(make_asd())
+    argv = ["convert", video, "--to", "gif,mp4", "--out", str(tmp_path / "o")]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert table_rows(captured.out)[video][:2] == ["gif (failed mp4)", "failed"]
+    [line] = error_lines(captured.err)
+    assert "MP4 export needs imageio-ffmpeg" in line
+    # Run again: the GIF is kept, the MP4 fails again.
+    assert main([*argv[:3], "h5,gif,mp4", *argv[4:]]) == 1
+    rows = table_rows(capsys.readouterr().out)
+    assert rows[video][:2] == ["h5 (kept gif) (failed mp4)", "failed"]
+    assert main([*argv[:3], "gif,mp4", *argv[4:]]) == 1
+    assert table_rows(capsys.readouterr().out)[video][:2] == ["(kept gif) (failed mp4)", "failed"]
+    assert main([*argv[:3], "mp4", *argv[4:]]) == 1
+    assert table_rows(capsys.readouterr().out)[video][:2] == ["mp4", "failed"]
+
+
 def test_convert_one_channel(two_channels, tmp_path, capsys):
     argv = ["convert", str(two_channels), "--to", "tif", "--channel", "PH", "--out", str(tmp_path)]
     assert main(argv) == 0

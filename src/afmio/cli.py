@@ -302,15 +302,22 @@ class Bars:
         self.files.close()
 
 
+def _formats_cell(r: batch.Result) -> str:
+    """The formats written, then those kept and those that failed, in parentheses: a
+    group alone (every output kept, or every one failed) goes without them."""
+    failed = [f for f in r.targets if f not in r.written and f not in r.kept]
+    groups = [(label, fs) for label, fs in (("kept", r.kept), ("failed", failed)) if fs]
+    if not r.written and len(groups) <= 1:
+        return " ".join(r.kept or failed) or "-"
+    return " ".join([*r.written, *(f"({label} {' '.join(fs)})" for label, fs in groups)])
+
+
 def summary_table(results: list[batch.Result], seconds: float) -> str:
     """The table printed after a conversion: one row per file, then the totals."""
     rows = [("file", "formats", "status", "size", "time")]
     for r in results:
-        formats = " ".join(r.written or r.kept or r.targets)
-        if r.written and r.kept:
-            formats += f" (kept {' '.join(r.kept)})"
         size = _fmt_bytes(r.size_bytes) if r.size_bytes else "-"
-        rows.append((r.path, formats or "-", r.status, size, f"{r.seconds:.1f} s"))
+        rows.append((r.path, _formats_cell(r), r.status, size, f"{r.seconds:.1f} s"))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = [
         "  ".join(
