@@ -129,16 +129,20 @@ def test_an_unexpected_error_names_its_type_and_the_batch_goes_on(videos, tmp_pa
     assert results[1].error == f"{videos[1]}: RuntimeError: disk on fire"
 
 
-def test_same_output_from_two_files_is_refused(make_asd, tmp_path):
+def test_same_output_from_two_files_is_refused_before_anything_is_written(make_asd, tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     first = make_asd("a/x.asd", {"TP": random_levels(2, 4, 4, seed=1)})
     second = make_asd("b/x.asd", {"TP": random_levels(2, 4, 4, seed=2)})
-    results = batch.convert([first, second], ["npz"], tmp_path / "out")
-    assert [r.status for r in results] == ["done", "failed"]
-    assert "would write" in results[1].error
-    assert str(second) in results[1].error
-    assert_same_values(tmp_path / "out" / "x.npz", first)
+    events = []
+    with pytest.raises(
+        batch.NameTemplateError, match=r"would write .*x\.npz, as .*a/x\.asd"
+    ) as info:
+        batch.convert([first, second], ["npz"], tmp_path / "out", progress=events.append)
+    assert info.value.path == str(second)
+    assert isinstance(info.value, ValueError)
+    assert events == []
+    assert not (tmp_path / "out").exists()
 
 
 def test_channel_goes_into_the_name(make_asd, tmp_path):
@@ -256,3 +260,93 @@ def test_plan_gives_workers_absolute_paths(videos, tmp_path, monkeypatch):
         "tif": str(tmp_path / "out/v0.ome.tif"),
     }
     assert (job.index, job.n_frames) == (4, 6)
+
+
+# --- output names ----------------------------------------------------------------------
+
+
+def test_outputs_are_named_after_the_path_given_not_a_symlinks_target(make_asd, tmp_path):
+    (tmp_path / "cache").mkdir()
+    target = make_asd("cache/xyz.asd", {"TP": random_levels(2, 4, 4)})
+    link = tmp_path / "in" / "rec00.asd"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    [result] = batch.convert([link], ["h5", "tif"], tmp_path / "out")
+    assert result.status == "done"
+    assert sorted(os.listdir(tmp_path / "out")) == ["rec00.h5", "rec00.ome.tif"]
+    assert_same_values(tmp_path / "out" / "rec00.h5", target)
+    # A symlinked folder of frames too, and "." is the folder's own name.
+    folder = tmp_path / "frames"
+    folder.symlink_to(tmp_path / "cache", target_is_directory=True)
+    assert batch.split_name(folder) == ("frames", "")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("run7.asd", ("run7", ".asd")),
+        ("x.h5-jpk", ("x", ".h5-jpk")),
+        ("x.JPK", ("x", ".JPK")),
+        ("clip.ome.tif", ("clip", ".ome.tif")),
+        ("clip.ome.tiff", ("clip", ".ome.tiff")),
+        ("store.zarr", ("store", ".zarr")),
+        ("scan.007", ("scan", ".007")),  # Nanoscope numbers its files
+        ("jpk_folder", ("jpk_folder", "")),
+        (".asd", (".asd", "")),
+    ],
+)
+def test_split_name(name, expected):
+    assert batch.split_name(f"some/dir/{name}") == expected
+
+
+def test_name_template_keeps_inputs_with_one_stem_apart(make_asd, tmp_path):
+    (tmp_path / "a").mkdir()
+    first = make_asd("a/x.asd", {"TP": random_levels(2, 4, 4, seed=1)})
+    second = make_asd("x.asd.v2", {"TP": random_levels(2, 4, 4, seed=2)})
+    results = batch.convert([first, second], ["npz", "h5"], tmp_path / "out", name="{stem}{suffix}")
+    assert [r.status for r in results] == ["done", "done"]
+    assert sorted(os.listdir(tmp_path / "out")) == [
+        "x.asd.h5",
+        "x.asd.npz",
+        "x.asd.v2.h5",
+        "x.asd.v2.npz",
+    ]
+    assert_same_values(tmp_path / "out" / "x.asd.v2.npz", second)
+
+
+def test_name_template_fields(make_asd, tmp_path):
+    video = make_asd(
+        "two.asd", {"TP": random_levels(2, 4, 5, seed=1), "PH": random_levels(2, 4, 5, seed=2)}
+    )
+    out = tmp_path / "out"
+    job = batch.plan(video, ["h5", "tif"], out, name="{format}-{stem}{suffix}-{channel}")
+    assert job.targets == {
+        "h5": str(out / "h5-two.asd-height_trace.h5"),
+        "tif": str(out / "tif-two.asd-height_trace.ome.tif"),
+    }
+    # {channel} is the canonical name of the channel asked for; the default name ends with it.
+    assert batch.plan(video, ["h5"], out, channel="PH", name="{channel}").targets == {
+        "h5": str(out / "phase_trace.h5")
+    }
+    assert batch.plan(video, ["h5"], out, channel="PH").targets == {
+        "h5": str(out / "two_phase_trace.h5")
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("{stem}{bad}", r"unknown placeholder \{bad\}; use \{stem\}, \{suffix\}"),
+        ("{}", "unknown placeholder"),
+        ("{0}", "unknown placeholder"),
+        ("{stem.upper}", "unknown placeholder"),
+        ("{stem", "not a valid template"),
+        ("{stem:d}", "not a valid template"),
+        ("", "must be a file name"),
+        ("sub/{stem}", "must be a file name"),
+    ],
+)
+def test_bad_name_templates_are_refused_before_anything_is_read(tmp_path, name, message):
+    with pytest.raises(batch.NameTemplateError, match=message) as info:
+        batch.convert([tmp_path / "missing.asd"], ["h5"], tmp_path / "out", name=name)
+    assert isinstance(info.value, ValueError)

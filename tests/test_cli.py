@@ -193,6 +193,63 @@ def test_convert_reports_a_bad_file_in_one_line_and_exits_1(make_asd, tmp_path, 
     assert captured.out.splitlines()[-1].startswith("2 files: 1 done, 0 skipped, 1 failed")
 
 
+def test_summary_names_the_formats_that_failed(make_asd, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # MP4 export fails
+    video = str(make_asd())
+    argv = ["convert", video, "--to", "gif,mp4", "--out", str(tmp_path / "o")]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert table_rows(captured.out)[video][:2] == ["gif (failed mp4)", "failed"]
+    [line] = error_lines(captured.err)
+    assert "MP4 export needs imageio-ffmpeg" in line
+    # Run again: the GIF is kept, the MP4 fails again.
+    assert main([*argv[:3], "h5,gif,mp4", *argv[4:]]) == 1
+    rows = table_rows(capsys.readouterr().out)
+    assert rows[video][:2] == ["h5 (kept gif) (failed mp4)", "failed"]
+    assert main([*argv[:3], "gif,mp4", *argv[4:]]) == 1
+    assert table_rows(capsys.readouterr().out)[video][:2] == ["(kept gif) (failed mp4)", "failed"]
+    assert main([*argv[:3], "mp4", *argv[4:]]) == 1
+    assert table_rows(capsys.readouterr().out)[video][:2] == ["mp4", "failed"]
+
+
+def test_convert_refuses_outputs_named_alike_up_front_and_name_tells_them_apart(
+    make_asd, tmp_path, capsys
+):
+    (tmp_path / "a").mkdir()
+    first = str(make_asd("a/x.asd", {"TP": random_levels(2, 4, 4, seed=1)}))
+    second = str(make_asd("x.asd", {"TP": random_levels(2, 4, 4, seed=2)}))
+    out = tmp_path / "out"
+    argv = ["convert", first, second, "--to", "npz", "--out", str(out)]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("usage: afmio convert")
+    assert f"afmio convert: error: {second}: would write {out / 'x.npz'}, as {first} does" in (
+        " ".join(captured.err.split())
+    )
+    assert captured.out == ""
+    assert not out.exists()  # nothing converted
+    # {stem}{suffix} still collides here (both are x.asd): refused the same way.
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--name", "{stem}{suffix}"])
+    assert exit_info.value.code == 2
+    capsys.readouterr()
+    assert not out.exists()
+
+
+def test_convert_name_keeps_two_inputs_with_one_stem(make_asd, tmp_path, capsys):
+    jpk = str(make_asd("x.asd", {"TP": random_levels(2, 4, 4, seed=1)}))
+    other = str(make_asd("x.asd.v2", {"TP": random_levels(2, 4, 4, seed=2)}))
+    out = tmp_path / "out"
+    argv = ["convert", jpk, other, "--to", "h5", "--out", str(out), "--name", "{stem}{suffix}"]
+    assert main(argv) == 0
+    rows = table_rows(capsys.readouterr().out)
+    assert [r[:2] for r in rows.values()] == [["h5", "done"]] * 2
+    assert sorted(p.name for p in out.iterdir()) == ["x.asd.h5", "x.asd.v2.h5"]
+    np.testing.assert_array_equal(afmio.open(out / "x.asd.v2.h5").values, afmio.open(other).values)
+
+
 def test_convert_one_channel(two_channels, tmp_path, capsys):
     argv = ["convert", str(two_channels), "--to", "tif", "--channel", "PH", "--out", str(tmp_path)]
     assert main(argv) == 0
@@ -230,6 +287,11 @@ def test_cluster_options_without_distributed(make_asd, monkeypatch, capsys):
         (["--to", "gif", "--zmin", "2", "--zmax", "1"], "--zmin 2 must be below --zmax 1"),
         (["--to", "gif", "--cmap", "nope"], "--cmap 'nope' is not a matplotlib colour map"),
         (["--to", "h5", "--workers", "2", "--scheduler", "tcp://x:1"], "not allowed with"),
+        (
+            ["--to", "h5", "--name", "{stem}{ext}"],
+            "argument --name: name '{stem}{ext}' has unknown",
+        ),
+        (["--to", "h5", "--name", "out/{stem}"], "argument --name: name 'out/{stem}' must be"),
     ],
 )
 def test_convert_bad_usage_exits_2(argv, message, capsys):

@@ -1,6 +1,6 @@
 """Faults found running afmio on real files the tests had not seen (issue 10, "Found on
-real files"): playNano's default channel on Nanoscope files, and output names after the
-path given."""
+real files"): playNano's default channel on Nanoscope files. (Output names, --name and
+the summary table are tested in test_batch.py and test_cli.py.)"""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ callbacks.
 from __future__ import annotations
 
 import os
+import string
 import threading
 import time
 import uuid
@@ -43,6 +44,10 @@ PathLike = str | os.PathLike[str]
 ALL_FORMATS = tuple(WRITERS)
 
 FLOAT32 = np.dtype("float32")
+#: The placeholders of an output name template (see :func:`plan`).
+NAME_FIELDS = ("stem", "suffix", "channel", "format")
+#: Extensions of the formats afmio reads, longest first: ``x.ome.tif`` has stem ``x``.
+_EXTENSIONS = sorted({e for f in readers.formats() for e in f.extensions}, key=len, reverse=True)
 #: Seconds between two progress events of one file sent from a worker.
 EVENT_INTERVAL_S = 0.25
 
@@ -112,6 +117,56 @@ class Event:
 Report = Callable[[Event], None]
 
 
+class NameTemplateError(AfmIOError, ValueError):
+    """An output name template is unusable: an unknown placeholder, or two inputs of one
+    batch that it names alike (``path`` is then the second). Raised before anything is
+    read or written."""
+
+
+def parse_name(template: str | None, channel: str | None = None) -> str:
+    """Check an output name template; ``None`` gives the default, ``"{stem}"``, or
+    ``"{stem}_{channel}"`` when converting one ``channel``.
+
+    Raises
+    ------
+    NameTemplateError
+        If the template is empty, names a folder, or uses a placeholder other than
+        those of :data:`NAME_FIELDS` (or is not a valid format string).
+    """
+    if template is None:
+        return "{stem}" if channel is None else "{stem}_{channel}"
+    if not template or "/" in template or os.sep in template:
+        raise NameTemplateError(None, f"name {template!r} must be a file name, not empty or a path")
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        bad = [f for f in fields if f not in NAME_FIELDS]
+        if not bad:
+            template.format(**dict.fromkeys(NAME_FIELDS, "x"))
+    except ValueError as exc:  # unbalanced braces, a bad format spec
+        raise NameTemplateError(None, f"name {template!r} is not a valid template: {exc}") from None
+    if bad:
+        raise NameTemplateError(
+            None,
+            f"name {template!r} has unknown placeholder {', '.join('{' + f + '}' for f in bad)}; "
+            f"use {', '.join('{' + f + '}' for f in NAME_FIELDS)}",
+        )
+    return template
+
+
+def split_name(path: PathLike) -> tuple[str, str]:
+    """The name of ``path`` as given (not of a symlink's target) as ``(stem, suffix)``: the
+    suffix is the extension of a format afmio reads when the name ends with one
+    (``.ome.tif``, ``.h5-jpk``), else the last one; a folder's is usually empty."""
+    name = Path(os.path.abspath(path)).name  # "." and "dir/" have the folder's name
+    lower = name.lower()
+    end = next((e for e in _EXTENSIONS if lower.endswith(e) and len(e) < len(name)), None)
+    if end is None:
+        stem, suffix = Path(name).stem, Path(name).suffix
+    else:
+        stem, suffix = name[: -len(end)], name[-len(end) :]
+    return stem, suffix
+
+
 def parse_formats(text: str | Iterable[str]) -> list[str]:
     """``"h5,npz"`` or ``["h5", "npz"]`` as a list of known formats, without repeats.
 
@@ -148,24 +203,31 @@ def plan(
     *,
     channel: str | None = None,
     raw: bool = False,
+    name: str | None = None,
     index: int = 0,
 ) -> Job:
-    """Work out the outputs of ``path`` (``<out_dir>/<stem><suffix>``), reading headers only.
+    """Work out the outputs of ``path`` (``<out_dir>/<name><suffix>``), reading headers only.
 
-    The stem is :func:`afmio.export.export_stem`'s; with ``channel`` it ends with the
-    channel's canonical name, so that exports of different channels do not collide.
+    ``name`` is a template (checked by :func:`parse_name`) with the placeholders
+    ``{stem}`` and ``{suffix}``, the name of ``path`` as given split at its extension
+    (``run7`` and ``.asd``; a symlink's target is not looked at), ``{channel}``, the
+    canonical name of the channel converted (the current data's without ``channel``), and
+    ``{format}`` (``h5``, ``tif``...). ``_filtered`` is added when the current data is a
+    processed layer other than ``raw`` (see :func:`afmio.export.with_filtered`).
     """
     with warnings.catch_warnings():
         # Reported once, by convert_one, when the frames are actually read.
         warnings.simplefilter("ignore", AfmIOWarning)
         rec = readers.read(path)
         obj = open_source(rec, channel)
-    base = None
-    if channel is not None:
-        base = f"{Path(path).stem}_{obj.attrs.get('channel', channel)}"
-    stem = export.export_stem(obj, base, raw)
+    stem, suffix = split_name(path)
+    fields = {"stem": stem, "suffix": suffix, "channel": obj.attrs.get("channel", channel)}
+    template = parse_name(name, channel)
     folder = Path(out_dir).absolute()
-    targets = {f: str(folder / (stem + WRITERS[f].suffix)) for f in formats}
+    targets = {}
+    for f in formats:
+        base = export.with_filtered(obj, template.format(**fields, format=f), raw)
+        targets[f] = str(folder / (base + WRITERS[f].suffix))
     source = str(Path(path).absolute())
     n = int(obj.sizes["time"])
     return Job(index, str(path), source, targets, n, channel, raw, recording=rec)
@@ -302,6 +364,7 @@ def convert(
     *,
     channel: str | None = None,
     raw: bool = False,
+    name: str | None = None,
     overwrite: bool = False,
     render: Mapping[str, Any] | None = None,
     client: Client | None = None,
@@ -310,7 +373,7 @@ def convert(
 ) -> list[Result]:
     """Convert every file of ``paths`` to each of ``formats`` in ``out_dir``.
 
-    Outputs are ``<out_dir>/<stem><suffix>`` (see :func:`plan`). A file whose outputs
+    Outputs are ``<out_dir>/<name><suffix>`` (see :func:`plan`). A file whose outputs
     all exist is skipped, and only the missing outputs of the others are written, unless
     ``overwrite``. One failing file never stops the others.
 
@@ -327,6 +390,11 @@ def convert(
         data with its processed layers and masks.
     raw : bool
         Export the ``raw`` processed layer instead of the current data.
+    name : str, optional
+        Output name template with the placeholders ``{stem}``, ``{suffix}``,
+        ``{channel}`` and ``{format}`` (see :func:`plan`); default ``"{stem}"``, or
+        ``"{stem}_{channel}"`` with ``channel``. ``"{stem}{suffix}"`` tells ``x.jpk`` and
+        ``x.h5-jpk`` apart.
     overwrite : bool
         Write every output again, even those that exist.
     render : mapping, optional
@@ -348,27 +416,28 @@ def convert(
     ------
     afmio.UnsupportedFormatError
         If a format is unknown (before anything is read).
+    NameTemplateError
+        If ``name`` is unusable (before anything is read), or names two inputs' outputs
+        alike (after reading headers only; nothing is written then).
     """
     formats = parse_formats(formats)
+    name = parse_name(name, channel)
     emit = _Emitter(progress)
     results: dict[int, Result] = {}
-    jobs: list[Job] = []
-    claimed: dict[str, str] = {}
+    planned: list[Job] = []
     for i, path in enumerate(map(str, paths)):
         try:
-            job = plan(path, formats, out_dir, channel=channel, raw=raw, index=i)
-            for target in job.targets.values():
-                if target in claimed:
-                    raise AfmIOError(
-                        path,
-                        f"would write {target}, as {claimed[target]} does; "
-                        "convert one of them into another output folder",
-                    )
-            claimed.update(dict.fromkeys(job.targets.values(), path))
+            planned.append(
+                plan(path, formats, out_dir, channel=channel, raw=raw, name=name, index=i)
+            )
         except Exception as exc:  # one bad file never stops the others
             results[i] = _failed(i, path, exc)
-            emit(Event("end", i, path, result=results[i]))
-            continue
+    _refuse_clashes(planned)
+    for i in sorted(results):
+        emit(Event("end", i, results[i].path, result=results[i]))
+    jobs: list[Job] = []
+    for job in planned:
+        i, path = job.index, job.path
         if not overwrite and all(Path(t).exists() for t in job.targets.values()):
             results[i] = Result(
                 i,
@@ -386,6 +455,21 @@ def convert(
         results[result.index] = result
         emit(Event("end", result.index, result.path, result=result))
     return [results[i] for i in sorted(results)]
+
+
+def _refuse_clashes(jobs: Sequence[Job]) -> None:
+    """Raise :class:`NameTemplateError` if two jobs would write one output."""
+    claimed: dict[str, str] = {}
+    for job in jobs:
+        for target in job.targets.values():
+            if target in claimed:
+                raise NameTemplateError(
+                    job.path,
+                    f"would write {target}, as {claimed[target]} does; give a name "
+                    'template (--name) that tells them apart, such as "{stem}{suffix}", or '
+                    "separate output folders; nothing was converted",
+                )
+            claimed[target] = job.path
 
 
 class _Emitter:

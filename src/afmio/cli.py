@@ -47,10 +47,12 @@ examples:
   afmio convert video.asd --to tif --channel phase_trace
   afmio convert data/*.asd --to h5,gif --workers 4
   afmio convert data/*.asd --to zarr --scheduler tcp://head-node:8786
+  afmio convert x.jpk x.h5-jpk --to h5 --name "{stem}{suffix}"   # x.jpk.h5, x.h5-jpk.h5
 
-Outputs are OUT/<stem>.h5, .npz, .ome.tif, .zarr, .gif, .mp4. A file whose outputs
-all exist is skipped and only missing outputs are written, so running the same
-command again resumes an interrupted batch; --overwrite writes everything again.
+Outputs are OUT/<stem>.h5, .npz, .ome.tif, .zarr, .gif, .mp4, the stem being that of
+the path given (--name makes it another). A file whose outputs all exist is skipped
+and only missing outputs are written, so running the same command again resumes an
+interrupted batch; --overwrite writes everything again.
 exit codes: 0 every file done or skipped, 1 some file failed, 2 bad usage.
 """
 
@@ -85,6 +87,13 @@ COMMANDS = {
 def _formats(text: str) -> list[str]:
     try:
         return batch.parse_formats(text)
+    except AfmIOError as exc:
+        raise argparse.ArgumentTypeError(exc.problem) from exc
+
+
+def _name(text: str) -> str:
+    try:
+        return batch.parse_name(text)
     except AfmIOError as exc:
         raise argparse.ArgumentTypeError(exc.problem) from exc
 
@@ -140,6 +149,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--out", type=Path, default=Path("."), metavar="DIR", help="output folder (default: .)"
+    )
+    p.add_argument(
+        "--name",
+        type=_name,
+        metavar="TEMPLATE",
+        help="output name from {stem}, {suffix}, {channel}, {format} (default: {stem}, "
+        'or {stem}_{channel} with --channel); "{stem}{suffix}" keeps x.jpk and x.h5-jpk apart',
     )
     p.add_argument("--raw", action="store_true", help="export a bundle's raw layer")
     p.add_argument("--overwrite", action="store_true", help="write outputs that exist again")
@@ -302,15 +318,22 @@ class Bars:
         self.files.close()
 
 
+def _formats_cell(r: batch.Result) -> str:
+    """The formats written, then those kept and those that failed, in parentheses: a
+    group alone (every output kept, or every one failed) goes without them."""
+    failed = [f for f in r.targets if f not in r.written and f not in r.kept]
+    groups = [(label, fs) for label, fs in (("kept", r.kept), ("failed", failed)) if fs]
+    if not r.written and len(groups) <= 1:
+        return " ".join(r.kept or failed) or "-"
+    return " ".join([*r.written, *(f"({label} {' '.join(fs)})" for label, fs in groups)])
+
+
 def summary_table(results: list[batch.Result], seconds: float) -> str:
     """The table printed after a conversion: one row per file, then the totals."""
     rows = [("file", "formats", "status", "size", "time")]
     for r in results:
-        formats = " ".join(r.written or r.kept or r.targets)
-        if r.written and r.kept:
-            formats += f" (kept {' '.join(r.kept)})"
         size = _fmt_bytes(r.size_bytes) if r.size_bytes else "-"
-        rows.append((r.path, formats or "-", r.status, size, f"{r.seconds:.1f} s"))
+        rows.append((r.path, _formats_cell(r), r.status, size, f"{r.seconds:.1f} s"))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = [
         "  ".join(
@@ -343,6 +366,7 @@ def _convert(args: argparse.Namespace) -> int:
                     args.out,
                     channel=args.channel,
                     raw=args.raw,
+                    name=args.name,
                     overwrite=args.overwrite,
                     render=render,
                     client=client,
@@ -350,6 +374,8 @@ def _convert(args: argparse.Namespace) -> int:
                 )
             finally:
                 bars.close()
+    except batch.NameTemplateError as exc:  # two inputs named alike: nothing was converted
+        args.usage_error(str(exc))
     except (ImportError, OSError) as exc:  # no dask.distributed, or no scheduler there
         print(f"afmio: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
