@@ -201,7 +201,7 @@ def _check_storage(path: Path, ds: h5py.Dataset, where: str) -> None:
         raise UnsupportedFormatError(
             path,
             f"its {where} is mapped from {', '.join(sources)} (HDF5 virtual dataset): "
-            f"afmio reads only data stored in the dataset itself, nothing outside the input",
+            f"{_OUTSIDE}, and only data stored in the dataset itself",
         )
     if plist.get_external_count():
         files = [_name(plist.get_external(i)[0]) for i in range(plist.get_external_count())]
