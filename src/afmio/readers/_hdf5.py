@@ -144,11 +144,11 @@ def member(path: Path, group: h5py.Group, name: str) -> h5py.Group | h5py.Datase
     return obj if isinstance(obj, h5py.Group) else None
 
 
-def _quiet_member(group: h5py.Group, name: str) -> h5py.Group | h5py.Dataset | None:
-    """:func:`member`, with None for whatever it refuses: for the sniffers, which claim or
-    pass a file and leave the errors to the reader."""
+def _quiet_member(group: h5py.Group, name: str) -> h5py.HLObject | None:
+    """The object at ``name``, None for a link into another file (or a broken one): for
+    the sniffers, which look at the structure and leave the errors to the reader."""
     try:
-        return member(Path(group.file.filename), group, name)
+        return _walk(Path(group.file.filename), group, name, name)
     except AfmIOError:
         return None
 
