@@ -10,7 +10,9 @@ masks as ``masks__<name>`` (see :mod:`afmio.model`). Times and per-frame coords 
 the frame metadata (``/timestamps`` fills frames whose metadata has no timestamp);
 attributes and x/y coords are those afmio saved in the provenance, or, for playNano's
 files, built from the channel and pixel size. Frames are read lazily: each dask task
-opens the file by path and reads ``dataset[start:stop]`` with h5py.
+opens the file by path and reads ``dataset[start:stop]`` with h5py. Every dataset and
+group is reached through :func:`~afmio.readers._hdf5.member`, which refuses data stored
+in other files.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from .. import layouts, model
 from ..errors import CorruptFileError
 from ..lazy import PathFrames
 from . import _bundle
-from ._hdf5 import HDF5_SIGNATURE, read_hdf5, root
+from ._hdf5 import HDF5_SIGNATURE, member, read_hdf5, root
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo("h5-bundle", "HDF5 bundle (afmio and playNano)", (".h5", ".hdf5"))
@@ -63,7 +65,16 @@ class H5DatasetFrames(PathFrames):
 
     def fill(self, out: np.ndarray, start: int) -> None:
         with h5py.File(self.path, "r") as f:
-            ds = f[self.dataset]
+            # The file is reopened by path, so it may have been replaced since it was
+            # opened by one of the same shape whose data are elsewhere: look again (a few
+            # header lookups, nothing beside a frame's read).
+            ds = member(Path(self.path), f, self.dataset)
+            if not isinstance(ds, h5py.Dataset):
+                raise CorruptFileError(
+                    self.path,
+                    f"/{self.dataset} is no longer a dataset; was the file changed after "
+                    f"it was opened?",
+                )
             if ds.shape != self.shape:
                 raise CorruptFileError(
                     self.path,
@@ -102,9 +113,9 @@ def read(path: str | os.PathLike[str]) -> Recording:
 
 def _frames(path: Path, f: h5py.File, name: str, shape: tuple[int, ...] | None) -> H5DatasetFrames:
     """The frame source of dataset ``name``, checked to be numbers of ``shape``."""
-    if f.get(name, getclass=True) is not h5py.Dataset:
+    ds = member(path, f, name)
+    if not isinstance(ds, h5py.Dataset):
         raise CorruptFileError(path, f"HDF5 bundle has no /{name} dataset")
-    ds = f[name]
     if ds.ndim != 3:
         raise CorruptFileError(path, f"/{name} has shape {ds.shape}, not (frames, y, x)")
     if shape is not None and ds.shape != shape:
@@ -116,9 +127,10 @@ def _frames(path: Path, f: h5py.File, name: str, shape: tuple[int, ...] | None) 
 
 def _json(path: Path, f: h5py.File, name: str, kind: type) -> Any:
     """The JSON document stored as the string dataset ``name``, checked to be ``kind``."""
-    if f.get(name, getclass=True) is not h5py.Dataset:
+    ds = member(path, f, name)
+    if not isinstance(ds, h5py.Dataset):
         raise CorruptFileError(path, f"HDF5 bundle has no /{name} (its metadata)")
-    raw = f[name][()]
+    raw = ds[()]
     if isinstance(raw, np.ndarray) and raw.size == 1:  # a one-element array, not a scalar
         raw = raw.reshape(()).item()
     try:
@@ -153,8 +165,9 @@ def _read_open(path: Path, size: int, f: h5py.File) -> Recording:
     if not all(isinstance(m, dict) for m in meta):
         raise CorruptFileError(path, "/frame_metadata_json is not a list of JSON objects")
     time_s, coords = layouts.frame_coords_from_metadata(meta)
-    if "timestamps" in f:
-        stamps = np.asarray(f["timestamps"][()], dtype=np.float64)
+    timestamps = member(path, f, "timestamps")
+    if timestamps is not None:
+        stamps = np.asarray(timestamps[()], dtype=np.float64)
         if stamps.shape != (n,):
             raise CorruptFileError(
                 path, f"/timestamps has shape {stamps.shape} but /data has {n} frames"
@@ -173,9 +186,10 @@ def _read_open(path: Path, size: int, f: h5py.File) -> Recording:
         ("processed", model.LAYER_PREFIX, "layer", "float32"),
         ("masks", model.MASK_PREFIX, "mask", "bool"),
     ):
-        if f.get(group, getclass=True) is not h5py.Group:
+        members = member(path, f, group)
+        if not isinstance(members, h5py.Group):
             continue
-        for name in f[group]:
+        for name in members:
             source = _frames(path, f, f"{group}/{name}", data.shape)
             channels.append(
                 ChannelInfo(prefix + name, f"{group}/{name}", "", name, source, (), role, dtype)

@@ -6,7 +6,8 @@ and a ``meta-data`` group with per-frame ``start-times``/``end-times`` (ms since
 epoch); each of its ``Channel_*`` groups holds one channel image as a ``(pixels, frames)``
 integer dataset, gzip-compressed one frame per chunk, beside a ``thumbnail``. Column ``f``,
 reshaped row-major to ``(jlength, ilength)``, is frame ``f``; frames are read lazily, chunk
-by chunk, with h5py.
+by chunk, with h5py. Groups and datasets are reached through
+:func:`~afmio.readers._hdf5.member`, which refuses data stored in other files.
 
 Conventions:
 
@@ -48,7 +49,7 @@ import numpy as np
 
 from ..errors import AfmIOWarning, CorruptFileError, UnsupportedFormatError
 from ..lazy import PathFrames
-from ._hdf5 import HDF5_SIGNATURE, Root, read_hdf5, root
+from ._hdf5 import HDF5_SIGNATURE, Root, member, read_hdf5, root
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo("h5-jpk", "JPK NanoRacer HDF5 video", (".h5-jpk",))
@@ -107,7 +108,16 @@ class H5ColumnFrames(PathFrames):
     def fill(self, out: np.ndarray, start: int) -> None:
         stop = start + len(out)
         with h5py.File(self.path, "r") as f:
-            ds = f[self.dataset]
+            # The file is reopened by path, so it may have been replaced since it was
+            # opened by one of the same shape whose data are elsewhere: look again (a few
+            # header lookups, nothing beside a frame's read).
+            ds = member(Path(self.path), f, self.dataset)
+            if not isinstance(ds, h5py.Dataset):
+                raise CorruptFileError(
+                    self.path,
+                    f"{self.dataset} is no longer a dataset; was the file changed after it "
+                    f"was opened?",
+                )
             if ds.ndim != 2 or ds.shape[0] != self.ny * self.nx or ds.shape[1] < stop:
                 raise CorruptFileError(
                     self.path,
@@ -267,12 +277,12 @@ def _is_channel(name: str) -> bool:
     return name.startswith("Channel_")
 
 
-def _measurement_names(f: h5py.File) -> list[str]:
-    return sorted(k for k in f if _is_measurement(k) and f.get(k, getclass=True) is h5py.Group)
+def _measurement_names(path: Path, f: h5py.File) -> list[str]:
+    return sorted(k for k in f if _is_measurement(k) and isinstance(member(path, f, k), h5py.Group))
 
 
-def _channel_groups(m: h5py.Group) -> list[str]:
-    return sorted(k for k in m if _is_channel(k) and m.get(k, getclass=True) is h5py.Group)
+def _channel_groups(path: Path, m: h5py.Group) -> list[str]:
+    return sorted(k for k in m if _is_channel(k) and isinstance(member(path, m, k), h5py.Group))
 
 
 # --- one measurement group -----------------------------------------------------------------
@@ -339,8 +349,8 @@ def _pixel_size(
 
 def _parse_measurement(path: Path, f: h5py.File, name: str) -> _Measurement | None:
     """The grid, channels and frame times of one group; None if it has no channels."""
-    m = f[name]
-    channel_names = _channel_groups(m)
+    m = f[name]  # checked by _measurement_names
+    channel_names = _channel_groups(path, m)
     if not channel_names:
         return None
     attrs = _attrs(m)
@@ -352,7 +362,7 @@ def _parse_measurement(path: Path, f: h5py.File, name: str) -> _Measurement | No
     meas.warnings.extend(w for w in (wx, wy) if w)
     seen = set()
     for cname in channel_names:
-        ch = _parse_channel(path, m[cname], f"{name}/{cname}", ny, nx, meas)
+        ch = _parse_channel(path, m[cname], f"{name}/{cname}", ny, nx, meas)  # checked
         if ch is None:
             continue
         if ch.key in seen:  # first wins, as in AFMReader and playNano
@@ -365,9 +375,11 @@ def _parse_measurement(path: Path, f: h5py.File, name: str) -> _Measurement | No
     return meas
 
 
-def _data_dataset(group: h5py.Group, channel_name: str) -> str | None:
+def _data_dataset(path: Path, group: h5py.Group, channel_name: str) -> str | None:
     """The channel's data: the dataset named after it (``Height``), else the only one."""
-    names = [k for k in group if k != "thumbnail" and group.get(k, getclass=True) is h5py.Dataset]
+    names = [
+        k for k in group if k != "thumbnail" and isinstance(member(path, group, k), h5py.Dataset)
+    ]
     preferred = channel_name[:1].upper() + channel_name[1:]
     if preferred in names:
         return preferred
@@ -382,7 +394,7 @@ def _parse_channel(
         meas.skipped.append(f"{native}: no channel.name attribute")
         return None
     key = f"{cname}_{'retrace' if _flag(_attr(group, 'retrace')) else 'trace'}"
-    dname = _data_dataset(group, cname)
+    dname = _data_dataset(path, group, cname)
     if dname is None:
         meas.warnings.append(
             AfmIOWarning(
@@ -392,7 +404,7 @@ def _parse_channel(
         )
         meas.skipped.append(f"{native}: no data dataset")
         return None
-    ds = group[dname]
+    ds = group[dname]  # checked by _data_dataset
     where = f"{native}/{dname}"
     if ds.ndim != 2:
         raise CorruptFileError(path, f"{where} has shape {ds.shape}, not (pixels, frames)")
@@ -459,11 +471,11 @@ def _scaling(
     return mult * factor, offset * factor, "nm", warnings, notes
 
 
-def _per_frame(m: h5py.Group, name: str, n: int) -> tuple[np.ndarray | None, str]:
+def _per_frame(path: Path, m: h5py.Group, name: str, n: int) -> tuple[np.ndarray | None, str]:
     """A per-frame ``meta-data`` array of ``n`` entries, or None and why not."""
-    if m.get(name, getclass=True) is not h5py.Dataset:
+    ds = member(path, m, name)
+    if not isinstance(ds, h5py.Dataset):
         return None, f"has no {name}"
-    ds = m[name]
     if ds.size != n or ds.dtype.kind not in "iuf":
         return None, f"has {ds.size} {ds.dtype} {name} entries for {n} frames"
     return ds[()].reshape(n).astype(np.float64), ""
@@ -482,9 +494,9 @@ def _frame_times(path: Path, m: h5py.Group, meas: _Measurement, n: int) -> None:
     if n == 0:
         meas.time_rule = "no frames"
         return
-    starts, why = _per_frame(m, "meta-data/start-times", n)
+    starts, why = _per_frame(path, m, "meta-data/start-times", n)
     if starts is not None:
-        ends, _ = _per_frame(m, "meta-data/end-times", n)
+        ends, _ = _per_frame(path, m, "meta-data/end-times", n)
         meas.time_s = (starts - starts[0]) / 1000.0
         meas.epoch_ms = starts
         meas.duration_s = (ends - starts) / 1000.0 if ends is not None else np.full(n, math.nan)
@@ -527,7 +539,7 @@ def _read_open(path: Path, size: int, f: h5py.File) -> Recording:
             "is an HDF5 file without the JPK scan structure (no 'file-format-info' root "
             "attribute and no Measurement_*/Channel_* groups)",
         )
-    names = _measurement_names(f)
+    names = _measurement_names(path, f)
     if not names:
         raise CorruptFileError(path, "JPK SCAN file has no Measurement_* group")
     groups = [g for g in (_parse_measurement(path, f, n) for n in names) if g is not None]
