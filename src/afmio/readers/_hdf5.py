@@ -144,6 +144,33 @@ def member(path: Path, group: h5py.Group, name: str) -> h5py.Group | h5py.Datase
     return obj if isinstance(obj, h5py.Group) else None
 
 
+def reopened(
+    path: str,
+    f: h5py.File,
+    name: str,
+    label: str,
+    opened: str,
+    fits: Callable[[h5py.Dataset], bool],
+) -> h5py.Dataset:
+    """Dataset ``name`` of ``f``, a file a frame source reopened by path, checked again.
+
+    The file may have been replaced since it was opened, by one whose data are elsewhere
+    or of another shape: :func:`member` looks at its storage again (a few header lookups,
+    nothing beside a frame's read) and ``fits(dataset)`` at its shape. ``label`` names the
+    dataset in errors and ``opened`` is the shape it had when opened.
+    """
+    ds = member(Path(path), f, name)
+    changed = "was the file changed after it was opened?"
+    if not isinstance(ds, h5py.Dataset):
+        raise CorruptFileError(path, f"{label} is no longer a dataset; {changed}")
+    if not fits(ds):
+        raise CorruptFileError(
+            path,
+            f"{label} now has shape {ds.shape}, not the {opened} it had when opened; {changed}",
+        )
+    return ds
+
+
 def _quiet_member(group: h5py.Group, name: str) -> h5py.HLObject | None:
     """The object at ``name``, None for a link into another file (or a broken one): for
     the sniffers, which look at the structure and leave the errors to the reader."""

@@ -30,7 +30,7 @@ from .. import layouts, model
 from ..errors import CorruptFileError
 from ..lazy import PathFrames
 from . import _bundle
-from ._hdf5 import HDF5_SIGNATURE, member, read_hdf5, root
+from ._hdf5 import HDF5_SIGNATURE, member, read_hdf5, reopened, root
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo("h5-bundle", "HDF5 bundle (afmio and playNano)", (".h5", ".hdf5"))
@@ -65,22 +65,14 @@ class H5DatasetFrames(PathFrames):
 
     def fill(self, out: np.ndarray, start: int) -> None:
         with h5py.File(self.path, "r") as f:
-            # The file is reopened by path, so it may have been replaced since it was
-            # opened by one of the same shape whose data are elsewhere: look again (a few
-            # header lookups, nothing beside a frame's read).
-            ds = member(Path(self.path), f, self.dataset)
-            if not isinstance(ds, h5py.Dataset):
-                raise CorruptFileError(
-                    self.path,
-                    f"/{self.dataset} is no longer a dataset; was the file changed after "
-                    f"it was opened?",
-                )
-            if ds.shape != self.shape:
-                raise CorruptFileError(
-                    self.path,
-                    f"/{self.dataset} now has shape {ds.shape}, not the {self.shape} it "
-                    f"had when opened; was the file changed after it was opened?",
-                )
+            ds = reopened(
+                self.path,
+                f,
+                self.dataset,
+                self.what,
+                str(self.shape),
+                lambda d: d.shape == self.shape,
+            )
             if ds.dtype == out.dtype:
                 ds.read_direct(out, np.s_[start : start + len(out)])  # decoded straight into out
             else:

@@ -49,7 +49,7 @@ import numpy as np
 
 from ..errors import AfmIOWarning, CorruptFileError, UnsupportedFormatError
 from ..lazy import PathFrames
-from ._hdf5 import HDF5_SIGNATURE, Root, member, read_hdf5, root
+from ._hdf5 import HDF5_SIGNATURE, Root, member, read_hdf5, reopened, root
 from .base import ChannelInfo, FormatInfo, Reader, Recording
 
 FORMAT = FormatInfo("h5-jpk", "JPK NanoRacer HDF5 video", (".h5-jpk",))
@@ -108,23 +108,15 @@ class H5ColumnFrames(PathFrames):
     def fill(self, out: np.ndarray, start: int) -> None:
         stop = start + len(out)
         with h5py.File(self.path, "r") as f:
-            # The file is reopened by path, so it may have been replaced since it was
-            # opened by one of the same shape whose data are elsewhere: look again (a few
-            # header lookups, nothing beside a frame's read).
-            ds = member(Path(self.path), f, self.dataset)
-            if not isinstance(ds, h5py.Dataset):
-                raise CorruptFileError(
-                    self.path,
-                    f"{self.dataset} is no longer a dataset; was the file changed after it "
-                    f"was opened?",
-                )
-            if ds.ndim != 2 or ds.shape[0] != self.ny * self.nx or ds.shape[1] < stop:
-                raise CorruptFileError(
-                    self.path,
-                    f"{self.dataset} now has shape {ds.shape}, not the "
-                    f"({self.ny * self.nx}, {self.n_frames}) it had when opened; "
-                    f"was the file changed after it was opened?",
-                )
+            columns = self.ny * self.nx
+            ds = reopened(
+                self.path,
+                f,
+                self.dataset,
+                self.what,
+                f"({columns}, {self.n_frames})",
+                lambda d: d.ndim == 2 and d.shape[0] == columns and d.shape[1] >= stop,
+            )
             if self.chunk_filters is None:
                 self._scale_into(out, ds[:, start:stop].T)
             else:
